@@ -1,0 +1,3 @@
+from semistylegan.cli import main
+
+raise SystemExit(main())
