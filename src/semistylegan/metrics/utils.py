@@ -1,0 +1,453 @@
+"""Shared pieces of the disentanglement metrics: input checks, discretisation, discrete MI.
+
+Conventions (the issue's interface, transposed from disentanglement_lib's):
+- `codes` are float arrays of shape (N, d): one row per sample, one column per code dimension;
+- `factors` are integer arrays of shape (N, K) of factor *classes* (not factor values).
+
+Everything here reproduces disentanglement_lib 1.5 (`evaluation/metrics/utils.py`):
+- `histogram_discretize` = `_histogram_discretize`: per code dimension, `np.histogram` edges
+  (linspace(min, max, bins + 1) in the input's dtype, so float32 codes get float32 edges; a
+  constant dimension uses (v - 0.5, v + 0.5)), then `np.digitize` against all edges but the
+  last: output classes 1..num_bins, the maximum lands in the last bin.
+- `discrete_mutual_info` / `discrete_entropy` = sklearn's `mutual_info_score` on every pair,
+  in nats, with the same formula (terms below machine epsilon set to 0, total clipped at 0,
+  0 when either side has a single label) but vectorised over all (code, factor) pairs.
+- The sampling helpers replay the RandomState stream of `generate_batch_factor_code`
+  exactly (chunks of `batch_size`, `sample_factors` then `sample_observations_from_factors`),
+  while encoding is postponed and done in large batches.
+
+A representation function (`represent` / `encode`) must be deterministic and per-sample
+(its output for an image must not depend on the other images in the batch: eval-mode
+networks are); only then is large-batch encoding exactly equivalent to dlib's small batches.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "check_codes",
+    "check_factors",
+    "check_pair",
+    "histogram_discretize",
+    "discrete_mutual_info",
+    "discrete_entropy",
+    "normalize_data",
+    "as_random_state",
+    "FactorStream",
+    "generate_batch_factor_code",
+]
+
+Represent = Callable[[np.ndarray], np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------
+# Input validation: a ValueError naming the array and what was expected, never a silent NaN.
+
+def check_codes(codes, name: str = "codes", min_dims: int = 2) -> np.ndarray:
+    """Return `codes` as a float array (N, d); raise ValueError on a bad shape or non-finite values.
+
+    float32 and float64 keep their dtype (the histogram edges depend on it, as in dlib);
+    other numeric dtypes become float64.
+    """
+    arr = np.asarray(codes)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be a numeric array of shape (N, d), got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, d) (samples x code dimensions), got shape {arr.shape}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"{name} must hold at least 2 samples, got shape {arr.shape}")
+    if arr.shape[1] < min_dims:
+        raise ValueError(f"{name} must have at least {min_dims} code dimensions, got shape {arr.shape}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} must be finite, found {arr[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+    return arr
+
+
+def check_factors(factors, name: str = "factors", require_variation: bool = True) -> np.ndarray:
+    """Return `factors` as an int64 array (N, K) of classes; raise ValueError when it is unusable.
+
+    Integral floats are accepted (and converted); a factor with a single value is rejected
+    because its entropy is 0 and every score normalised by it would be NaN.
+    """
+    arr = np.asarray(factors)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, K) (samples x factors), got shape {arr.shape}")
+    if arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise ValueError(f"{name} must hold at least 2 samples and 1 factor, got shape {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
+    elif np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.int64, copy=False)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            raise ValueError(f"{name} must hold integer factor classes, got non-integer values (dtype {arr.dtype})")
+        arr = arr.astype(np.int64)
+    else:
+        raise ValueError(f"{name} must be an integer array of factor classes, got dtype {arr.dtype}")
+    if require_variation:
+        lo, hi = arr.min(axis=0), arr.max(axis=0)
+        single = np.flatnonzero(lo == hi)
+        if single.size:
+            raise ValueError(
+                f"{name}: factor column {int(single[0])} has a single value ({int(lo[single[0]])}); "
+                "every factor needs at least 2 distinct classes"
+            )
+    return arr
+
+
+def check_pair(codes, factors, codes_name: str = "codes", factors_name: str = "factors", min_dims: int = 2):
+    codes = check_codes(codes, codes_name, min_dims=min_dims)
+    factors = check_factors(factors, factors_name)
+    if codes.shape[0] != factors.shape[0]:
+        raise ValueError(
+            f"{codes_name} and {factors_name} must have the same number of rows, got {codes.shape[0]} and {factors.shape[0]}"
+        )
+    return codes, factors
+
+
+def check_train_test(codes_train, factors_train, codes_test, factors_test, min_dims: int = 2):
+    ct, ft = check_pair(codes_train, factors_train, "codes_train", "factors_train", min_dims)
+    ce, fe = check_pair(codes_test, factors_test, "codes_test", "factors_test", min_dims)
+    if ce.shape[1] != ct.shape[1]:
+        raise ValueError(f"codes_test must have {ct.shape[1]} code dimensions like codes_train, got shape {ce.shape}")
+    if fe.shape[1] != ft.shape[1]:
+        raise ValueError(f"factors_test must have {ft.shape[1]} factors like factors_train, got shape {fe.shape}")
+    return ct, ft, ce, fe
+
+
+# ---------------------------------------------------------------------------------------------
+# Discretisation and discrete information
+
+def histogram_edges(column: np.ndarray, num_bins: int) -> np.ndarray:
+    """np.histogram's edges for one code dimension (input dtype; +-0.5 around a constant)."""
+    return np.histogram_bin_edges(column, num_bins)
+
+
+def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
+    """dlib's `_histogram_discretize` on (N, d) codes -> int64 (N, d) bins in 1..num_bins."""
+    codes = np.asarray(codes)
+    if int(num_bins) < 1:
+        raise ValueError(f"num_bins must be a positive integer, got {num_bins}")
+    out = np.empty(codes.shape, dtype=np.int64)
+    for i in range(codes.shape[1]):
+        col = codes[:, i]
+        # digitize(x, edges[:-1]) == searchsorted(edges[:-1], x, side="right") for increasing edges.
+        out[:, i] = np.searchsorted(histogram_edges(col, int(num_bins))[:-1], col, side="right")
+    return out
+
+
+def _compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: labels -> 0..u-1 (only the values that occur) and the number u of values."""
+    n, m = labels.shape
+    out = np.empty((n, m), dtype=np.int64)
+    counts = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        col = labels[:, j]
+        lo = col.min()
+        span = col.max() - lo
+        if span < 4 * n + 1024:  # small range: a lookup table is faster than np.unique
+            present = np.zeros(int(span) + 1, dtype=bool)
+            shifted = col - lo
+            present[shifted] = True
+            table = np.cumsum(present) - 1
+            out[:, j] = table[shifted]
+            counts[j] = int(present.sum())
+        else:
+            uniq, inv = np.unique(col, return_inverse=True)
+            out[:, j] = inv.reshape(-1)
+            counts[j] = len(uniq)
+    return out, counts
+
+
+def _mi_from_contingency(table: np.ndarray) -> float:
+    """sklearn's mutual_info_score from a dense contingency table (rows, cols) of counts."""
+    rows = table.sum(axis=1)
+    cols = table.sum(axis=0)
+    if np.count_nonzero(rows) <= 1 or np.count_nonzero(cols) <= 1:
+        return 0.0
+    total = float(table.sum())
+    r, c = np.nonzero(table)
+    nz = table[r, c].astype(np.float64)
+    p = nz / total
+    outer = rows[r].astype(np.int64) * cols[c].astype(np.int64)
+    log_outer = -np.log(outer.astype(np.float64)) + np.log(float(rows.sum())) + np.log(float(cols.sum()))
+    terms = p * (np.log(nz) - np.log(total)) + p * log_outer
+    terms = np.where(np.abs(terms) < np.finfo(np.float64).eps, 0.0, terms)
+    return float(max(terms.sum(), 0.0))
+
+
+def _mi_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MI (nats) between every column of a (N, p) and every column of b (N, q): (p, q)."""
+    a_lab, a_num = _compact_labels(a)
+    b_lab, b_num = _compact_labels(b)
+    out = np.zeros((a.shape[1], b.shape[1]))
+    for i in range(a.shape[1]):
+        if a_num[i] <= 1:
+            continue  # MI with a single label is 0 by definition (sklearn returns 0.0)
+        for j in range(b.shape[1]):
+            if b_num[j] <= 1:
+                continue
+            joint = a_lab[:, i] * b_num[j] + b_lab[:, j]
+            table = np.bincount(joint, minlength=a_num[i] * b_num[j]).reshape(a_num[i], b_num[j])
+            out[i, j] = _mi_from_contingency(table)
+    return out
+
+
+def discrete_mutual_info(discrete_codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """m[i, j] = I(code_i; factor_j) in nats for discrete (N, d) codes and (N, K) factors -> (d, K)."""
+    return _mi_matrix(np.asarray(discrete_codes), np.asarray(factors))
+
+
+def discrete_entropy(factors: np.ndarray) -> np.ndarray:
+    """Empirical entropy (nats) of each factor column, h[j] = I(y_j; y_j) as dlib computes it."""
+    factors = np.asarray(factors)
+    lab, num = _compact_labels(factors)
+    h = np.zeros(factors.shape[1])
+    for j in range(factors.shape[1]):
+        if num[j] > 1:
+            h[j] = _mi_from_contingency(np.diag(np.bincount(lab[:, j], minlength=num[j])))
+    return h
+
+
+def normalize_data(train: np.ndarray, test: np.ndarray | None = None):
+    """dlib's normalize_data on (N, d) codes with the training mean/std (ddof=0).
+
+    Deviation (documented): dlib divides by a zero std for a constant dimension, which yields
+    NaN and then a ValueError inside scikit-learn; here a constant dimension is only centred
+    (std replaced by 1), i.e. it becomes an all-zero, uninformative feature.
+    """
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    train_n = (train - mean) / std
+    test_n = None if test is None else (test - mean) / std
+    return train_n, test_n
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling that replays disentanglement_lib's RandomState stream
+
+def as_random_state(seed) -> np.random.RandomState:
+    """An int seed -> a fresh RandomState (dlib's evaluation.random_seed); a RandomState is used as is."""
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(int(seed))
+    raise ValueError(f"seed must be an int or a numpy RandomState, got {type(seed).__name__}")
+
+
+def _state_key(rs: np.random.RandomState):
+    name, keys, pos, has_gauss, cached = rs.get_state()
+    return keys.tobytes(), pos, has_gauss, cached
+
+
+class FactorStream:
+    """Draw factors exactly as dlib does, and turn them into codes in large batches.
+
+    `dataset` needs dlib's GroundTruthData interface (`sample_factors`,
+    `sample_observations_from_factors`, `num_factors`). If rendering an observation consumes
+    the RandomState (checked once on a copy of the stream), observations are made at the very
+    point dlib makes them and kept until encoded; otherwise only the factors are drawn in the
+    stream and observations are rendered later, in large batches.
+    """
+
+    def __init__(self, dataset, represent: Represent, random_state: np.random.RandomState, encode_batch_size: int = 4096):
+        self.dataset = dataset
+        self.represent = represent
+        self.rs = random_state
+        self.encode_batch_size = max(1, int(encode_batch_size))
+        self.observations_use_rng = self._probe()
+        self.replayable = (not self.observations_use_rng) and _uses_factor_space_sampling(dataset)
+
+    def replay_groups(self, num_groups: int, patterns: int, batch_size: int):
+        """Fast exact replay of `num_groups` x [randint(K), `patterns` x sample_factors(batch)].
+
+        Returns (k (G,), factors (G, patterns, batch, K)); only valid when `self.replayable`.
+        """
+        sizes = self.dataset.factor_space.sizes
+        pattern = [(len(sizes), 1)] + [(s, batch_size) for _ in range(patterns) for s in sizes]
+        values = replay_randint(self.rs, pattern, num_groups)
+        k = values[0][:, 0]
+        factors = np.stack(values[1:], axis=1).reshape(num_groups, patterns, len(sizes), batch_size)
+        return k, np.ascontiguousarray(factors.transpose(0, 1, 3, 2))
+
+    def _probe(self) -> bool:
+        probe = np.random.RandomState()
+        probe.set_state(self.rs.get_state())
+        factors = self.dataset.sample_factors(2, probe)
+        before = _state_key(probe)
+        self.dataset.sample_observations_from_factors(factors, probe)
+        return _state_key(probe) != before
+
+    def sample_factors(self, n: int) -> np.ndarray:
+        return np.asarray(self.dataset.sample_factors(n, self.rs))
+
+    def observe(self, factors: np.ndarray):
+        """What dlib's `sample_observations_from_factors` call becomes: a token for `encode`."""
+        if self.observations_use_rng:
+            return ("obs", self.dataset.sample_observations_from_factors(factors, self.rs))
+        return ("factors", np.array(factors, copy=True))
+
+    def encode(self, tokens: Sequence) -> np.ndarray:
+        """Codes (sum of batch sizes, d) for the tokens, in order, encoded in large batches."""
+        if not tokens:
+            raise ValueError("nothing to encode")
+        outputs = []
+        if tokens[0][0] == "factors":
+            factors = np.concatenate([t[1] for t in tokens], axis=0)
+            # Rendering was probed not to draw from the stream; a scratch state keeps it untouched.
+            scratch = np.random.RandomState(0)
+            for s in range(0, len(factors), self.encode_batch_size):
+                obs = self.dataset.sample_observations_from_factors(factors[s : s + self.encode_batch_size], scratch)
+                outputs.append(self._rep(obs))
+        else:
+            obs = np.concatenate([t[1] for t in tokens], axis=0)
+            for s in range(0, len(obs), self.encode_batch_size):
+                outputs.append(self._rep(obs[s : s + self.encode_batch_size]))
+        return np.concatenate(outputs, axis=0)
+
+    def _rep(self, obs: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.represent(obs))
+        if out.ndim != 2 or out.shape[0] != len(obs):
+            raise ValueError(
+                f"the representation function must return codes of shape ({len(obs)}, d) for {len(obs)} inputs, got {out.shape}"
+            )
+        return out
+
+
+def _uses_factor_space_sampling(dataset) -> bool:
+    """True when dataset.sample_factors is FactorSpace.sample_classes (one randint per column)."""
+    from semistylegan.data.dataset import GroundTruthDataset
+    from semistylegan.data.factors import FactorSpace
+    from semistylegan.metrics.synthetic import SyntheticCodeGrid
+
+    space = getattr(dataset, "factor_space", None)
+    if not isinstance(space, FactorSpace) or type(space).sample_classes is not FactorSpace.sample_classes:
+        return False
+    method = getattr(type(dataset), "sample_factors", None)
+    return method in (GroundTruthDataset.sample_factors, SyntheticCodeGrid.sample_factors)
+
+
+def generate_batch_factor_code(stream: FactorStream, num_points: int, batch_size: int = 16):
+    """dlib's generate_batch_factor_code -> (codes (N, d), factors (N, K)), row-major."""
+    num_points, batch_size = int(num_points), int(batch_size)
+    if num_points < 1 or batch_size < 1:
+        raise ValueError(f"num_points and batch_size must be positive, got {num_points} and {batch_size}")
+    factor_chunks, tokens = [], []
+    done = 0
+    while done < num_points:
+        n = min(num_points - done, batch_size)
+        f = stream.sample_factors(n)
+        tokens.append(stream.observe(f))
+        factor_chunks.append(f)
+        done += n
+    return stream.encode(tokens), np.concatenate(factor_chunks, axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast exact replay of many small `RandomState.randint` calls.
+#
+# The FactorVAE and BetaVAE scores make 15,000-30,000 iterations of `randint(K)` followed by
+# one `randint(size_k, size=batch)` per factor column. Each legacy `randint` call costs several
+# microseconds of Python overhead, which dominates when the encoder is cheap. numpy's legacy
+# `randint(high)` (int64, high <= 2**32) is masked rejection sampling on raw 32-bit Mersenne
+# Twister outputs: draw u = next_uint32() & mask, with mask the smallest 2^m - 1 >= high - 1,
+# until u <= high - 1. We draw the raw stream once (`randint(0, 2**32, dtype=uint32)` returns
+# exactly the raw outputs), reproduce the rejections with vectorised numpy, and advance the
+# real RandomState by the number of raw outputs consumed. The first iteration is re-checked
+# against real `randint` calls on a copy of the state.
+
+def _mask_for(bound: int) -> int:
+    rng = bound - 1
+    mask = rng
+    for shift in (1, 2, 4, 8, 16):
+        mask |= mask >> shift
+    return mask
+
+
+def replay_randint(random_state: np.random.RandomState, pattern: Sequence[tuple[int, int]], repeats: int) -> list:
+    """Values of `repeats` iterations of the calls `randint(bound, size=count)` in `pattern`.
+
+    Returns one int64 array (repeats, count) per pattern entry and leaves `random_state` exactly
+    where the real calls would have left it. Bounds must be in 1..2**32.
+    """
+    pattern = [(int(b), int(c)) for b, c in pattern]
+    if any(b < 1 or b > 2**32 or c < 1 for b, c in pattern):
+        raise ValueError(f"replay_randint: bad pattern {pattern}")
+    start_state = random_state.get_state()
+    expect = sum(c * (_mask_for(b) + 1) / b for b, c in pattern if b > 1)
+    length = int(expect * repeats * 1.005) + 64 * len(pattern) + 4096
+    while True:
+        probe = np.random.RandomState()
+        probe.set_state(start_state)
+        raw = probe.randint(0, 2**32, size=length, dtype=np.uint32)
+        accepted = {}  # bound -> sorted raw positions whose masked value is accepted
+        for b, _ in pattern:
+            if b > 1 and _mask_for(b) != b - 1 and b not in accepted:
+                accepted[b] = np.flatnonzero((raw & np.uint32(_mask_for(b))) <= np.uint32(b - 1))
+        # Steps of one iteration: (searchsorted of the accepted positions, count - 1, offset)
+        # for the rejecting bounds; runs of power-of-two bounds just advance by their count.
+        steps, offset = [], 0
+        for b, c in pattern:
+            if b == 1:
+                continue
+            if b in accepted:
+                steps.append((accepted[b], accepted[b].searchsorted, c - 1, offset))
+                offset = 0
+            else:
+                offset += c
+        tail = offset
+        begins = []  # raw start position of every rejecting call, in call order
+        record = begins.append
+        p = 0
+        iter_start = np.empty(repeats, dtype=np.int64)
+        try:
+            for r in range(repeats):
+                iter_start[r] = p
+                for pos, find, cm1, off in steps:
+                    p += off
+                    record(p)
+                    p = pos.item(int(find(p)) + cm1) + 1
+                p += tail
+        except IndexError:  # ran out of raw values
+            p = length + 1
+        if p <= length:
+            break
+        length *= 2
+    begins = np.asarray(begins, dtype=np.int64).reshape(repeats, len(steps)) if steps else np.zeros((repeats, 0), np.int64)
+    out = []
+    step_no, offset = 0, 0
+    for b, c in pattern:
+        if b == 1:
+            out.append(np.zeros((repeats, c), dtype=np.int64))
+            continue
+        mask = np.uint32(_mask_for(b))
+        if b in accepted:
+            pos = accepted[b]
+            first = pos.searchsorted(begins[:, step_no])
+            idx = pos[first[:, None] + np.arange(c)[None, :]]
+            # the next call starts right after this one's last accepted value
+            nxt = idx[:, -1] + 1
+            step_no += 1
+        else:
+            begin = nxt if (step_no > 0 or offset) else iter_start
+            if step_no == 0 and offset == 0:
+                begin = iter_start
+            idx = begin[:, None] + np.arange(c)[None, :]
+            nxt = begin + c
+            offset += c
+        out.append((raw[idx] & mask).astype(np.int64))
+    # Advance the real state by the p raw outputs consumed, then check the first iteration.
+    check = np.random.RandomState()
+    check.set_state(start_state)
+    for e, (b, c) in enumerate(pattern):
+        if not np.array_equal(check.randint(b, size=c), out[e][0]):
+            raise RuntimeError("replay_randint: the replayed stream differs from numpy's randint")
+    random_state.set_state(start_state)
+    random_state.randint(0, 2**32, size=p, dtype=np.uint32)
+    return out
