@@ -1,0 +1,165 @@
+"""Training configuration: one dataclass, named presets, validation.
+
+A preset fills in sizes and budgets for a dataset and a machine; command-line options
+override single fields. The whole config is saved as config.json in the run directory and
+inside every snapshot, so a run can be evaluated and resumed from its directory alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from semistylegan.errors import UserError
+
+__all__ = ["TrainConfig", "PRESETS", "make_config", "METHODS"]
+
+METHODS = ("semi", "info", "beta-vae", "beta-tcvae", "factor-vae", "infogan-cr", "encoder-only", "encoder-mixup")
+
+
+@dataclass
+class TrainConfig:
+    # What to train.
+    preset: str = "dsprites-cpu32"
+    dataset: str = "dsprites"           # Dataset name (semistylegan.data.DATASETS).
+    data_path: str | None = None        # Official files / folder; None = procedural where possible.
+    resolution: int = 32                # Training resolution (power of two).
+    method: str = "semi"                # semi = Semi-StyleGAN (eqs 3-7), info = Info-StyleGAN (eqs 1-2).
+    labeled_fraction: float = 0.01      # eta: fraction of images whose codes training may see.
+    # Loss weights (SPEC.md): gamma_G = beta = gamma, gamma_E = 0 (semi) or gamma (info), alpha = 1.
+    gamma: float = 1.0                  # Realism vs disentanglement trade-off.
+    gamma_G: float | None = None        # Weight of L_unsup in G's loss (default gamma).
+    gamma_E: float | None = None        # Weight of L_unsup in D/E's loss (default 0 for semi, gamma for info).
+    beta: float | None = None           # Weight of L_sup (default gamma).
+    alpha: float = 1.0                  # Weight of the MixUp smoothness term L_sr (0 disables it).
+    mixup_xi: float = 0.75              # lambda ~ Beta(xi, xi), lambda' = max(lambda, 1 - lambda).
+    r1_gamma: float = 10.0              # R1 weight (penalty r1_gamma / 2 * |grad|^2).
+    r1_interval: int = 16               # Lazy R1: every this many steps (0 = never).
+    # Networks.
+    z_dim: int = 32                     # Nuisance noise dimensions.
+    w_dim: int = 64                     # Style vector dimensions.
+    mapping_layers: int = 3             # Mapping network depth (the paper's small model uses 3).
+    channel_base: int = 2048            # Width at resolution r: min(channel_base / r, channel_max).
+    channel_max: int = 64
+    mbstd_group: int = 4                # Minibatch-stddev group size.
+    # Optimisation.
+    batch: int = 32                     # Global batch of real and of generated images.
+    labeled_batch: int = 32             # Global batch of labelled images for L_sup and L_sr.
+    lr: float = 0.002                   # Adam learning rate (G and D), betas (0, 0.99).
+    ema_kimg: float = 10.0              # EMA half-life of G in thousands of images.
+    ema_rampup: float = 0.05            # EMA half-life at most this fraction of images seen.
+    kimg: float = 100.0                 # Training length in thousands of real images.
+    seed: int = 0
+    # Bookkeeping.
+    snapshot_kimg: float = 10.0         # Write a snapshot every this many kimg (and at the end).
+    grid_kimg: float = 10.0             # Write a traversal grid every this many kimg.
+    metrics_kimg: float = 0.0           # Quick metrics every this many kimg (0 = only at the end).
+    metrics_samples: int = 2000         # Samples for the quick in-training metrics.
+    keep_snapshots: int = 3             # How many periodic snapshots to keep (the newest).
+    log_every: int = 20                 # Steps between stats.jsonl lines.
+    # Speed.
+    device: str = "auto"                # auto, cpu, cuda.
+    channels_last: bool = False
+    bf16: bool = False                  # bfloat16 autocast (CPU and GPU).
+    deterministic: bool = True          # torch.use_deterministic_algorithms on CPU.
+    extra: dict = field(default_factory=dict)  # Method-specific options (baselines).
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def weights(self) -> dict[str, float]:
+        """Resolved loss weights of eqs (2), (4), (7)."""
+        gamma_G = self.gamma if self.gamma_G is None else self.gamma_G
+        beta = self.gamma if self.beta is None else self.beta
+        if self.gamma_E is not None:
+            gamma_E = self.gamma_E
+        else:
+            gamma_E = self.gamma if self.method == "info" else 0.0
+        if self.method == "info":
+            beta, alpha = 0.0, 0.0
+        else:
+            alpha = self.alpha
+        return {"gamma_G": gamma_G, "gamma_E": gamma_E, "beta": beta, "alpha": alpha}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise UserError(f"config has unknown keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def validate(self) -> "TrainConfig":
+        if self.method not in METHODS:
+            raise UserError(f"unknown method '{self.method}'; choose one of: {', '.join(METHODS)}")
+        if not (0.0 <= self.labeled_fraction <= 1.0):
+            raise UserError(f"--labeled-fraction must be in [0, 1], got {self.labeled_fraction}")
+        if self.method == "semi" and self.labeled_fraction == 0.0:
+            raise UserError("Semi-StyleGAN needs labels: use --labeled-fraction > 0, or --method info for eta = 0")
+        if self.resolution < 4 or self.resolution & (self.resolution - 1):
+            raise UserError(f"resolution must be a power of two >= 4, got {self.resolution}")
+        for name in ("batch", "labeled_batch"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi"):
+            v = getattr(self, name)
+            if not (v >= 0) or v != v:
+                raise UserError(f"{name} must be a non-negative number, got {v}")
+        if self.mixup_xi <= 0:
+            raise UserError("mixup_xi must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--device must be auto, cpu or cuda, got {self.device}")
+        return self
+
+
+# Presets: name -> overrides of the defaults above.
+_CPU_SMALL = dict(z_dim=32, w_dim=64, mapping_layers=3, channel_base=2048, channel_max=64)
+PRESETS: dict[str, dict] = {
+    # 16x16, a few seconds per kimg: smoke tests.
+    "tiny": dict(resolution=16, z_dim=8, w_dim=32, mapping_layers=2, channel_base=256, channel_max=32,
+                 batch=16, labeled_batch=16, kimg=1.0, snapshot_kimg=0.5, grid_kimg=0.5, log_every=5,
+                 ema_kimg=0.5, metrics_samples=500),
+    # The README's quick run: 32x32, narrow at 32x32 so a 2-core laptop finishes in minutes.
+    "dsprites-quick": dict(dataset="dsprites", resolution=32, z_dim=16, w_dim=64, mapping_layers=3,
+                           channel_base=1024, channel_max=64, batch=32, labeled_batch=32, kimg=40.0,
+                           snapshot_kimg=10.0, grid_kimg=10.0, ema_kimg=2.0, lr=0.002),
+    # The paper's small model (Info-StyleGAN*, about 0.7M parameters) at 32x32 on a CPU.
+    "dsprites-cpu32": dict(dataset="dsprites", resolution=32, kimg=300.0, ema_kimg=5.0, **_CPU_SMALL),
+    # 64x64, the paper's dSprites resolution, CPU-sized widths.
+    "dsprites-cpu64": dict(dataset="dsprites", resolution=64, channel_base=4096, channel_max=64, z_dim=32,
+                           w_dim=64, mapping_layers=3, kimg=300.0, ema_kimg=5.0),
+    # GPU presets (widths grow; the paper's full model is "paper-full").
+    "dsprites64": dict(dataset="dsprites", resolution=64, channel_base=16384, channel_max=256, z_dim=64,
+                       w_dim=256, mapping_layers=4, batch=64, labeled_batch=64, kimg=10000.0, lr=0.001,
+                       snapshot_kimg=200.0, grid_kimg=100.0, metrics_kimg=500.0),
+    "paper-full": dict(dataset="dsprites", resolution=64, channel_base=32768, channel_max=512, z_dim=512,
+                       w_dim=512, mapping_layers=8, batch=32, labeled_batch=32, kimg=44000.0, lr=0.001,
+                       snapshot_kimg=500.0, grid_kimg=200.0, metrics_kimg=2000.0),
+}
+# Per-dataset presets at the paper's resolutions (GPU-sized unless named cpu).
+for _name, _res, _lr in (("shapes3d", 64, 0.001), ("mpi3d", 64, 0.001), ("cars3d", 64, 0.001),
+                         ("smallnorb", 64, 0.001), ("isaac3d", 128, 0.0015), ("isaac3d", 512, 0.003),
+                         ("falcor3d", 128, 0.0015), ("falcor3d", 1024, 0.003), ("celeba", 256, 0.002)):
+    PRESETS[f"{_name}{_res}"] = dict(dataset=_name, resolution=_res, channel_base=min(16384 * _res // 64, 32768),
+                                     channel_max=512 if _res >= 128 else 256, z_dim=64, w_dim=256,
+                                     mapping_layers=4, batch=32, labeled_batch=32, kimg=10000.0, lr=_lr,
+                                     snapshot_kimg=200.0, grid_kimg=100.0, metrics_kimg=500.0)
+PRESETS["shapes3d-cpu32"] = dict(dataset="shapes3d", resolution=32, kimg=300.0, ema_kimg=5.0, **_CPU_SMALL)
+PRESETS["shapes3d-cpu64"] = dict(dataset="shapes3d", resolution=64, channel_base=4096, channel_max=64, z_dim=32,
+                                 w_dim=64, mapping_layers=3, kimg=300.0, ema_kimg=5.0)
+
+
+def make_config(preset: str | None = None, **overrides) -> TrainConfig:
+    """Defaults <- preset <- explicit overrides (None values are ignored)."""
+    name = preset or TrainConfig.preset
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(sorted(PRESETS))}")
+    values = dict(PRESETS[name])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["preset"] = name
+    try:
+        cfg = TrainConfig(**values)
+    except TypeError as e:
+        raise UserError(f"bad configuration: {e}") from None
+    return cfg.validate()

@@ -1,0 +1,152 @@
+"""What a method supplies to the training loop, and what the loop gives a method each step.
+
+Methods are data, not forks of the loop (DESIGN.md): a `Method` builds its networks and
+optimisers, runs its loss phases in `train_step`, and says how to encode images and generate
+from codes. `train.py` owns the data, EMA, logging, snapshots, resume and distribution.
+
+Randomness: every random draw of a step comes from `ctx.rng`, a numpy Generator whose state is
+saved in snapshots (exact resume). All ranks hold the same stream and draw the *global* batch,
+then keep their contiguous slice (`ctx.local`), so N processes reproduce one process.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from semistylegan import dist
+
+__all__ = ["Batch", "StepContext", "Method", "l2_norm_loss", "set_requires_grad"]
+
+
+@dataclass
+class Batch:
+    """This rank's slice of one step's data."""
+
+    real: torch.Tensor                    # (B, C, H, W) in [-1, 1], real images (unlabelled use)
+    labeled: torch.Tensor | None          # (L, C, H, W) labelled real images (None when eta = 0)
+    labeled_codes: torch.Tensor | None    # (L, K) their codes in [0, 1] (0 where unknown)
+    labeled_mask: torch.Tensor | None     # (L, K) bool, which factors are known
+    global_batch: int                     # the global sizes, for drawing the global random stream
+    global_labeled_batch: int
+
+
+class StepContext:
+    def __init__(self, rng: np.random.Generator, device: torch.device, optimizers: dict, step: int,
+                 bf16: bool = False, channels_last: bool = False):
+        self.rng = rng
+        self.device = device
+        self.optimizers = optimizers
+        self.step = step
+        self.bf16 = bf16
+        self.channels_last = channels_last
+        self.stats: dict[str, float] = {}
+
+    # random draws: global batch, then this rank's slice ----------------------------------
+    def local(self, array: np.ndarray) -> torch.Tensor:
+        part = array[dist.local_slice(array.shape[0])]
+        t = torch.from_numpy(np.ascontiguousarray(part)).to(self.device)
+        return t.float() if t.is_floating_point() else t
+
+    def randn(self, n: int, *shape: int) -> torch.Tensor:
+        return self.local(self.rng.standard_normal((n, *shape), dtype=np.float32))
+
+    def beta(self, n: int, a: float) -> torch.Tensor:
+        return self.local(self.rng.beta(a, a, size=n).astype(np.float32))
+
+    def integers(self, n: int, highs) -> np.ndarray:
+        """Global (n, len(highs)) integer draws, one column per high (not sliced)."""
+        highs = np.asarray(highs, dtype=np.int64)
+        return self.rng.integers(0, highs, size=(n, len(highs)))
+
+    # optimisation ------------------------------------------------------------------------
+    def autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def image(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def optimizer_step(self, name: str, loss: torch.Tensor, params: list[torch.Tensor]):
+        """Backward, average gradients over ranks, sanitise, step and clear the gradients."""
+        opt = self.optimizers[name]
+        for p in params:
+            p.grad = None
+        loss.backward()
+        dist.all_reduce_grads(params)
+        for p in params:
+            if p.grad is not None:
+                torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+        opt.step()
+        for p in params:
+            p.grad = None
+
+    def report(self, name: str, value):
+        self.stats[name] = float(value.detach()) if torch.is_tensor(value) else float(value)
+
+
+def set_requires_grad(module: nn.Module, flag: bool):
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def l2_norm_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of the plain (not squared) L2 norm ||pred - target||_2 (SPEC.md).
+
+    With a mask, only the known factors of each sample count. The epsilon keeps the
+    gradient finite at a perfect prediction.
+    """
+    diff = (pred.float() - target.float()).square()
+    if mask is not None:
+        diff = diff * mask.float()
+    return (diff.sum(dim=1) + 1e-8).sqrt().mean()
+
+
+class Method:
+    """Interface. Subclasses: semistylegan.SemiStyleGAN, baselines in sibling modules."""
+
+    name: str = "method"
+    ema_networks: tuple[str, ...] = ()    # networks that get an EMA copy (used for generation)
+    has_generator: bool = True
+    has_encoder: bool = True
+    uses_labels: bool = True              # the loop provides labelled batches from J
+
+    def __init__(self, cfg, dataset_info: dict):
+        self.cfg = cfg
+        self.dataset_info = dataset_info
+        self.num_factors = len(dataset_info["factors"]["sizes"])
+        self.factor_sizes = np.asarray(dataset_info["factors"]["sizes"], dtype=np.int64)
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def build_optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, ctx: StepContext, nets: dict[str, nn.Module], batch: Batch) -> None:
+        raise NotImplementedError
+
+    # evaluation interfaces (images in [-1, 1]) ------------------------------------------
+    def encode(self, nets: dict[str, nn.Module], images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def generate(self, nets: dict[str, nn.Module], codes: torch.Tensor, z: torch.Tensor,
+                 truncation_psi: float = 1.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.cfg.z_dim)
+
+    def sample_prior_codes(self, classes: np.ndarray) -> np.ndarray:
+        """Factor classes -> codes in [0, 1] (class j of m -> j / (m - 1))."""
+        denom = np.maximum(self.factor_sizes - 1, 1).astype(np.float32)
+        return classes.astype(np.float32) / denom
+
+
+Factory = Callable[..., Method]

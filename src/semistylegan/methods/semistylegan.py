@@ -1,0 +1,159 @@
+"""Info-StyleGAN (eqs 1-2) and Semi-StyleGAN (eqs 3-7) of SPEC.md.
+
+One step = a D/E phase, then a G phase (alternating updates, as in the paper's code):
+
+  L^(D,E) = -L_GAN + gamma_E L_unsup + beta L_sup + alpha L_sr     (+ lazy R1 on reals)
+  L^(G)   =  L_GAN + gamma_G L_unsup + alpha L_sr
+
+L_GAN is the non-saturating logistic loss (softplus form). L_unsup = ||E(G(c, z)) - c||,
+L_sup = ||E(x) - c|| on the labelled set J, L_sr = ||E(x~) - c~|| on MixUp pairs of a labelled
+real image and a generated image (eq 5: lambda ~ Beta(xi, xi), lambda' = max(lambda, 1 - lambda)).
+Every norm is the plain L2 norm per sample, averaged over the batch.
+
+Which loss reaches which network follows from the phases: in the D/E phase G runs without
+gradients, so L_sup and the D/E half of L_sr never reach G; in the G phase D's parameters do
+not take gradients, so gamma_G L_unsup and the G half of L_sr only update G. With gamma_E = 0
+(the Semi-StyleGAN default) L_unsup never reaches E.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
+from semistylegan.nets import Discriminator, Generator
+
+__all__ = ["SemiStyleGAN"]
+
+
+class SemiStyleGAN(Method):
+    ema_networks = ("G",)
+
+    def __init__(self, cfg, dataset_info: dict):
+        super().__init__(cfg, dataset_info)
+        self.name = cfg.method
+        self.w = cfg.weights
+        self.channels = int(dataset_info["channels"])
+        self.uses_labels = self._need_labels()
+
+    # ------------------------------------------------------------------------------------
+    def build_networks(self) -> dict[str, nn.Module]:
+        cfg = self.cfg
+        G = Generator(self.num_factors, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels,
+                      cfg.channel_base, cfg.channel_max, cfg.mapping_layers)
+        D = Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
+                          cfg.mbstd_group)
+        return {"G": G, "D": D}
+
+    def build_optimizers(self, nets):
+        cfg = self.cfg
+        betas = (0.0, 0.99)
+        # Lazy R1 (StyleGAN2): the regulariser runs every r1_interval steps with its weight
+        # scaled up by the interval; lr and betas are adjusted so Adam sees the same averages.
+        ratio = cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_interval > 0 and cfg.r1_gamma > 0 else 1.0
+        return {
+            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas, eps=1e-8),
+            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr * ratio,
+                                  betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8),
+        }
+
+    # random inputs ----------------------------------------------------------------------
+    def _draw_fakes(self, ctx: StepContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """c' uniform over the factor grid, z ~ N(0, I): global draws, this rank's slice."""
+        classes = ctx.integers(n, self.factor_sizes)
+        codes = ctx.local(self.sample_prior_codes(classes))
+        z = ctx.randn(n, self.z_dim)
+        return codes, z
+
+    def _mixup(self, ctx: StepContext, batch: Batch, fake: torch.Tensor, fake_codes: torch.Tensor):
+        """Eq (5): x~ = l' x + (1 - l') x', c~ = l' c + (1 - l') c', l' = max(l, 1 - l)."""
+        lam = ctx.beta(batch.global_labeled_batch, self.cfg.mixup_xi)
+        lam = torch.maximum(lam, 1.0 - lam)
+        x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * fake
+        c_mix = lam[:, None] * batch.labeled_codes + (1.0 - lam[:, None]) * fake_codes
+        return x_mix, c_mix
+
+    def _need_labels(self) -> bool:
+        return self.w["beta"] > 0 or self.w["alpha"] > 0
+
+    # phases -----------------------------------------------------------------------------
+    def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
+        """Loss terms of the D/E phase as {name: (weight, value)}. G runs without gradients."""
+        G, D = nets["G"], nets["D"]
+        w = self.w
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
+        codes, z = self._draw_fakes(ctx, batch.global_batch)
+        use_labels = self._need_labels() and batch.labeled is not None
+        if use_labels and w["alpha"] > 0:
+            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+        with ctx.autocast():
+            with torch.no_grad():
+                fake = ctx.image(G(codes, z))
+            fake_logits, fake_pred = D(fake, need_codes=w["gamma_E"] > 0)
+            real = ctx.image(batch.real.detach().requires_grad_(do_r1))
+            real_logits, _ = D(real, need_codes=False)
+            terms["gan"] = (1.0, F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean())
+            if w["gamma_E"] > 0:
+                terms["unsup"] = (w["gamma_E"], l2_norm_loss(fake_pred, codes))
+            if use_labels and w["beta"] > 0:
+                pred = D.encode(ctx.image(batch.labeled))
+                terms["sup"] = (w["beta"], l2_norm_loss(pred, batch.labeled_codes, batch.labeled_mask))
+            if use_labels and w["alpha"] > 0:
+                with torch.no_grad():
+                    mix_fake = G(mix_codes, mix_z)
+                x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
+                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, batch.labeled_mask))
+        if do_r1:
+            (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+            penalty = grad.float().square().sum(dim=(1, 2, 3)).mean()
+            terms["r1"] = (self.cfg.r1_gamma / 2 * self.cfg.r1_interval, penalty)
+        return terms
+
+    def g_phase_terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
+        """Loss terms of the G phase; D's parameters do not take gradients here."""
+        G, D = nets["G"], nets["D"]
+        w = self.w
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
+        codes, z = self._draw_fakes(ctx, batch.global_batch)
+        use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
+        if use_sr:
+            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+        with ctx.autocast():
+            fake = ctx.image(G(codes, z, update_w_avg=True))
+            logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
+            terms["gan"] = (1.0, F.softplus(-logits).mean())
+            if w["gamma_G"] > 0:
+                terms["unsup"] = (w["gamma_G"], l2_norm_loss(pred, codes))
+            if use_sr:
+                x_mix, c_mix = self._mixup(ctx, batch, G(mix_codes, mix_z), mix_codes)
+                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, batch.labeled_mask))
+        return terms
+
+    def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
+        G, D = nets["G"], nets["D"]
+        cfg = self.cfg
+        do_r1 = cfg.r1_interval > 0 and cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
+
+        set_requires_grad(G, False)
+        set_requires_grad(D, True)
+        terms = self.d_phase_terms(ctx, nets, batch, do_r1)
+        ctx.optimizer_step("D", sum(wt * v for wt, v in terms.values()), list(D.parameters()))
+        for name, (_, v) in terms.items():
+            ctx.report(f"D/{name}", v)
+
+        set_requires_grad(G, True)
+        set_requires_grad(D, False)
+        terms = self.g_phase_terms(ctx, nets, batch)
+        ctx.optimizer_step("G", sum(wt * v for wt, v in terms.values()), list(G.parameters()))
+        for name, (_, v) in terms.items():
+            ctx.report(f"G/{name}", v)
+        set_requires_grad(D, True)
+
+    # evaluation -------------------------------------------------------------------------
+    def encode(self, nets, images: torch.Tensor) -> torch.Tensor:
+        return nets["D"].encode(images)
+
+    def generate(self, nets, codes: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+        return nets["G"](codes, z, truncation_psi=truncation_psi)

@@ -1,0 +1,299 @@
+"""The training loop: method-agnostic steps, EMA, logging, snapshots, exact resume, DDP.
+
+    semistylegan train --preset dsprites-quick --out runs/quick
+    torchrun --nproc_per_node 4 -m semistylegan train --preset dsprites64 --out runs/gpu
+
+Exactness: every random draw of training comes from two numpy Generators (data indices, and
+the method's c/z/MixUp draws) whose states are saved in each snapshot together with the
+networks, EMA, optimiser states, step count and the labelled subset's fingerprint. The
+trajectory depends on none of --kimg, the snapshot/grid/metrics intervals or interruptions:
+a run stopped at step S and resumed reaches bit-identical weights at step 2S on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semistylegan import dist
+from semistylegan.checkpoint import FORMAT, atomic_save, atomic_write_text, latest_snapshot, list_snapshots, load_snapshot
+from semistylegan.config import TrainConfig
+from semistylegan.data import LabeledSubset, make_dataset
+from semistylegan.data.dataset import ImageDataset, images_to_tensor, tensor_to_images
+from semistylegan.errors import UserError
+from semistylegan.methods import Batch, Method, StepContext, build_method
+from semistylegan.viz import labeled_grid, save_png, traversal_codes
+
+__all__ = ["Trainer", "train", "TrainingDiverged"]
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def _rng_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def _set_rng_state(rng: np.random.Generator, state: str):
+    rng.bit_generator.state = json.loads(state)
+
+
+class Trainer:
+    """Holds everything of one run. `run()` trains until cfg.kimg; snapshots are resumable."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, dataset: ImageDataset | None = None,
+                 progress: bool = True):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.device = dist.init(cfg.device)
+        if cfg.deterministic and self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        self.dataset = dataset if dataset is not None else make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
+        if self.dataset.resolution != cfg.resolution:
+            raise UserError(f"dataset resolution {self.dataset.resolution} differs from --resolution {cfg.resolution}")
+        self.labeled = LabeledSubset(self.dataset, cfg.labeled_fraction, seed=cfg.seed)
+        self.method: Method = build_method(cfg, self.dataset.info())
+
+        torch.manual_seed(cfg.seed)  # network initialisation; identical on every rank
+        self.nets = {k: v.to(self.device) for k, v in self.method.build_networks().items()}
+        if cfg.channels_last:
+            self.nets = {k: v.to(memory_format=torch.channels_last) for k, v in self.nets.items()}
+        for net in self.nets.values():
+            dist.broadcast_module(net)
+        self.ema = {k: copy.deepcopy(self.nets[k]).eval().requires_grad_(False) for k in self.method.ema_networks}
+        self.optimizers = self.method.build_optimizers(self.nets)
+        self.rng = np.random.default_rng([cfg.seed, 1])       # the method's draws
+        self.data_rng = np.random.default_rng([cfg.seed, 2])  # dataset indices
+        self.step = 0
+        self.cur_nimg = 0
+        self.last_stats: dict[str, float] = {}
+
+    # nets used for evaluation: EMA copies where they exist ---------------------------------
+    @property
+    def eval_nets(self) -> dict[str, torch.nn.Module]:
+        return {**self.nets, **self.ema}
+
+    # snapshots -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "config": self.cfg.to_dict(),
+            "dataset": self.dataset.info(),
+            "networks": {k: v.state_dict() for k, v in self.nets.items()},
+            "ema": {k: v.state_dict() for k, v in self.ema.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "state": {
+                "step": self.step,
+                "cur_nimg": self.cur_nimg,
+                "rng": _rng_state(self.rng),
+                "data_rng": _rng_state(self.data_rng),
+                "labeled_count": len(self.labeled),
+                "labeled_fingerprint": self.labeled.fingerprint(),
+            },
+            "stats": dict(self.last_stats),
+        }
+
+    def load_state_dict(self, snap: dict, source: str = "snapshot"):
+        state = snap["state"]
+        if state["labeled_fingerprint"] != self.labeled.fingerprint():
+            raise UserError(f"{source}: its labelled subset differs from this configuration's")
+        try:
+            for k, v in self.nets.items():
+                v.load_state_dict(snap["networks"][k])
+            for k, v in self.ema.items():
+                v.load_state_dict(snap["ema"][k])
+            for k, v in self.optimizers.items():
+                v.load_state_dict(snap["optimizers"][k])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise UserError(f"{source}: networks do not match this configuration ({str(e).splitlines()[0][:120]})") from None
+        self.step = int(state["step"])
+        self.cur_nimg = int(state["cur_nimg"])
+        _set_rng_state(self.rng, state["rng"])
+        _set_rng_state(self.data_rng, state["data_rng"])
+        self.last_stats = dict(snap.get("stats", {}))
+
+    def save_snapshot(self):
+        if not dist.is_main():
+            return
+        path = self.run_dir / f"snapshot-{self.step:08d}.pt"
+        atomic_save(self.state_dict(), path)
+        snaps = list_snapshots(self.run_dir)
+        for old in snaps[:-max(1, self.cfg.keep_snapshots)]:
+            old.unlink(missing_ok=True)
+
+    # data ----------------------------------------------------------------------------------
+    def _batch(self) -> Batch:
+        cfg = self.cfg
+        idx = self.data_rng.integers(len(self.dataset), size=cfg.batch)
+        real = images_to_tensor(self.dataset.images(idx[dist.local_slice(cfg.batch)]), self.device)
+        labeled = labeled_codes = labeled_mask = None
+        if len(self.labeled) > 0 and self.method.uses_labels:
+            lidx = self.labeled.indices[self.data_rng.integers(len(self.labeled), size=cfg.labeled_batch)]
+            lidx = lidx[dist.local_slice(cfg.labeled_batch)]
+            labeled = images_to_tensor(self.dataset.images(lidx), self.device)
+            codes = self.dataset.codes(lidx)
+            mask = ~np.isnan(codes)
+            labeled_codes = torch.from_numpy(np.nan_to_num(codes, nan=0.0)).to(self.device)
+            labeled_mask = torch.from_numpy(mask).to(self.device)
+        if cfg.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return Batch(real, labeled, labeled_codes, labeled_mask, cfg.batch, cfg.labeled_batch)
+
+    # one step ------------------------------------------------------------------------------
+    def train_one_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        for net in self.nets.values():
+            net.train()
+        batch = self._batch()
+        ctx = StepContext(self.rng, self.device, self.optimizers, self.step, bf16=cfg.bf16,
+                          channels_last=cfg.channels_last)
+        self.method.train_step(ctx, self.nets, batch)
+        self.step += 1
+        self.cur_nimg += cfg.batch
+        self._update_ema()
+        stats = dist.all_reduce_mean(ctx.stats, self.device)
+        bad = [k for k, v in stats.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(f"losses turned non-finite at step {self.step} ({', '.join(sorted(bad))})")
+        return stats
+
+    def _update_ema(self):
+        cfg = self.cfg
+        ema_nimg = cfg.ema_kimg * 1000
+        if cfg.ema_rampup:
+            ema_nimg = min(ema_nimg, self.cur_nimg * cfg.ema_rampup)
+        beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for name, ema in self.ema.items():
+                src = self.nets[name]
+                for p_ema, p in zip(ema.parameters(), src.parameters()):
+                    p_ema.copy_(p.detach().lerp(p_ema, beta))
+                for b_ema, b in zip(ema.buffers(), src.buffers()):
+                    b_ema.copy_(b)
+
+    # pictures and metrics ------------------------------------------------------------------
+    @torch.no_grad()
+    def traversal_image(self, steps: int = 10, seed: int = 0, truncation_psi: float = 1.0):
+        """One row per factor: that factor swept over [0, 1], the other factors and z fixed."""
+        fs = self.dataset.factor_space
+        rs = np.random.RandomState(seed)
+        base = fs.classes_to_code(fs.sample_classes(1, rs))[0]
+        codes = torch.from_numpy(traversal_codes(base, steps)).to(self.device)
+        z = torch.from_numpy(rs.standard_normal((1, self.method.z_dim)).astype(np.float32)).to(self.device)
+        z = z.expand(len(codes), -1)
+        imgs = tensor_to_images(self.method.generate(self.eval_nets, codes, z, truncation_psi))
+        return labeled_grid(imgs, fs.num_factors, steps, row_labels=list(fs.names), scale=max(1, 64 // self.cfg.resolution))
+
+    def write_grid(self, name: str | None = None):
+        if not dist.is_main() or not self.method.has_generator:
+            return
+        img = self.traversal_image()
+        save_png(img, self.run_dir / (name or f"traversal-{self.cur_nimg // 1000:06d}k.png"))
+        save_png(img, self.run_dir / "traversal.png")
+
+    def quick_metrics(self) -> dict:
+        """Cheap metrics for the log: encoder MIG and L2 on held-out real images."""
+        from semistylegan.evaluation import quick_encoder_metrics
+
+        return quick_encoder_metrics(self.method, self.eval_nets, self.dataset, self.cfg.metrics_samples,
+                                     self.device, seed=self.cfg.seed + 12345)
+
+    # the loop ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.cfg
+        total = int(round(cfg.kimg * 1000))
+        main = dist.is_main()
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            atomic_write_text(self.run_dir / "dataset.json", json.dumps(self.dataset.info(), indent=2) + "\n")
+        writer = _tensorboard(self.run_dir) if main else None
+        bar = None
+        if main and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True,
+                       dynamic_ncols=True, desc=f"{cfg.method} {cfg.dataset}{cfg.resolution}")
+
+        def crossed(interval_kimg: float, before: int) -> bool:
+            if interval_kimg <= 0:
+                return False
+            every = int(round(interval_kimg * 1000))
+            return before // every != self.cur_nimg // every
+
+        t0 = time.time()
+        nimg0 = self.cur_nimg
+        window: dict[str, list[float]] = {}
+        result = {"status": "done"}
+        try:
+            while self.cur_nimg < total:
+                before = self.cur_nimg
+                stats = self.train_one_step()
+                for k, v in stats.items():
+                    window.setdefault(k, []).append(v)
+                if bar is not None:
+                    bar.update(min(self.cur_nimg, total) - min(before, total))
+                if self.step % cfg.log_every == 0 or self.cur_nimg >= total:
+                    elapsed = max(time.time() - t0, 1e-9)
+                    self.last_stats = {k: float(np.mean(v)) for k, v in window.items()}
+                    window = {}
+                    line = {"step": self.step, "kimg": self.cur_nimg / 1000, "img_per_s": (self.cur_nimg - nimg0) / elapsed,
+                            **self.last_stats}
+                    if main:
+                        with open(self.run_dir / "stats.jsonl", "a") as f:
+                            f.write(json.dumps(line) + "\n")
+                        if writer is not None:
+                            for k, v in line.items():
+                                if k not in ("step",):
+                                    writer.add_scalar(k, v, self.cur_nimg)
+                        if bar is not None:
+                            bar.set_postfix({"img/s": f"{line['img_per_s']:.1f}", "D": f"{self.last_stats.get('D/gan', 0):.2f}",
+                                             "G": f"{self.last_stats.get('G/gan', 0):.2f}"})
+                done = self.cur_nimg >= total
+                if crossed(cfg.grid_kimg, before) or done:
+                    self.write_grid()
+                if (crossed(cfg.metrics_kimg, before) or done) and main and self.method.has_encoder:
+                    m = {"step": self.step, "kimg": self.cur_nimg / 1000, **self.quick_metrics()}
+                    with open(self.run_dir / "metrics-train.jsonl", "a") as f:
+                        f.write(json.dumps(m) + "\n")
+                    if writer is not None:
+                        for k, v in m.items():
+                            if isinstance(v, float):
+                                writer.add_scalar(f"metrics/{k}", v, self.cur_nimg)
+                    result["metrics"] = m
+                if crossed(cfg.snapshot_kimg, before) or done:
+                    self.save_snapshot()
+        except TrainingDiverged as e:
+            result = {"status": "diverged", "message": str(e)}
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        dist.barrier()
+        return result
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: stats.jsonl still has every number
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
+    """Train from scratch into run_dir, or continue the run in run_dir (resume=True)."""
+    trainer = Trainer(cfg, run_dir, progress=progress)
+    if resume:
+        path = latest_snapshot(run_dir)
+        trainer.load_state_dict(load_snapshot(path), source=str(path))
+    return trainer.run()
