@@ -13,7 +13,7 @@ from semistylegan.errors import UserError
 
 __all__ = ["TrainConfig", "PRESETS", "make_config", "METHODS"]
 
-METHODS = ("semi", "info", "beta-vae", "beta-tcvae", "factor-vae", "infogan-cr", "encoder-only", "encoder-mixup")
+METHODS = ("semi", "info", "semi-fine", "beta-vae", "beta-tcvae", "factor-vae", "infogan-cr", "encoder-only", "encoder-mixup")
 
 
 @dataclass
@@ -95,7 +95,7 @@ class TrainConfig:
             raise UserError(f"unknown method '{self.method}'; choose one of: {', '.join(METHODS)}")
         if not (0.0 <= self.labeled_fraction <= 1.0):
             raise UserError(f"--labeled-fraction must be in [0, 1], got {self.labeled_fraction}")
-        if self.method == "semi" and self.labeled_fraction == 0.0:
+        if self.method in ("semi", "semi-fine") and self.labeled_fraction == 0.0:
             raise UserError("Semi-StyleGAN needs labels: use --labeled-fraction > 0, or --method info for eta = 0")
         if self.resolution < 4 or self.resolution & (self.resolution - 1):
             raise UserError(f"resolution must be a power of two >= 4, got {self.resolution}")
@@ -148,6 +148,15 @@ for _name, _res, _lr in (("shapes3d", 64, 0.001), ("mpi3d", 64, 0.001), ("cars3d
 PRESETS["shapes3d-cpu32"] = dict(dataset="shapes3d", resolution=32, kimg=300.0, ema_kimg=5.0, **_CPU_SMALL)
 PRESETS["shapes3d-cpu64"] = dict(dataset="shapes3d", resolution=64, channel_base=4096, channel_max=64, z_dim=32,
                                  w_dim=64, mapping_layers=3, kimg=300.0, ema_kimg=5.0)
+
+
+# Presets contributed by other modules (baselines, fine-grained editing); absent modules are skipped.
+for _module in ("semistylegan.methods.presets",):
+    try:
+        PRESETS.update(__import__(_module, fromlist=["PRESETS"]).PRESETS)
+    except ModuleNotFoundError as _e:
+        if _e.name != _module:
+            raise
 
 
 def make_config(preset: str | None = None, **overrides) -> TrainConfig:

@@ -50,6 +50,8 @@ def add_parser(sub):
     a("--device", default=None, choices=["auto", "cpu", "cuda"], help="device")
     a("--channels-last", action="store_const", const=True, default=None, help="channels_last memory format")
     a("--bf16", action="store_const", const=True, default=None, help="bfloat16 autocast")
+    a("--set", action="append", default=None, metavar="KEY=VALUE",
+      help="method-specific option stored in config.extra (repeatable), e.g. --set vae_beta=4")
     a("--out", default=None, help="run directory to create (default runs/<dataset>-<method>-...)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     a("--no-progress", action="store_true", help="no progress bar")
@@ -58,7 +60,19 @@ def add_parser(sub):
 
 
 def _given(args) -> dict:
-    return {field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt) is not None}
+    given = {field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt) is not None}
+    if args.set:
+        extra = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+            try:
+                extra[key] = json.loads(value)
+            except json.JSONDecodeError:
+                extra[key] = value
+        given["extra"] = extra
+    return given
 
 
 def _default_out(cfg) -> Path:

@@ -12,6 +12,7 @@ __all__ = ["Batch", "Method", "StepContext", "build_method", "METHOD_CLASSES"]
 METHOD_CLASSES = {
     "semi": "semistylegan.methods.semistylegan:SemiStyleGAN",
     "info": "semistylegan.methods.semistylegan:SemiStyleGAN",
+    "semi-fine": "semistylegan.methods.semistylegan_fine:SemiStyleGANFine",
     "beta-vae": "semistylegan.methods.vae:BetaVAE",
     "beta-tcvae": "semistylegan.methods.vae:BetaTCVAE",
     "factor-vae": "semistylegan.methods.vae:FactorVAE",
