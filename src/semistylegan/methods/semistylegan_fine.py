@@ -1,0 +1,227 @@
+"""Semi-StyleGAN-fine (SPEC.md "Semi-StyleGAN-fine"; precursor FC-StyleGAN, PAPER.md section 4).
+
+The same losses as Semi-StyleGAN (eqs 3-7, via `SemiStyleGAN.train_step`), restricted to the
+fine factors, with a generator that starts from a real image:
+
+- the coarse input of every generated image is the box downsample of a real training image
+  (the step's real batch for the GAN and L_unsup terms; the labelled images themselves for
+  the MixUp pairs, so that x~ blends two renderings of the same layout);
+- c_fine is drawn uniformly from the fine factors' grid (the prior), z ~ N(0, I);
+- E_fine (a head on the block of D at `fine_head_res`) predicts the fine factors only;
+  L_sup, L_sr and L_unsup compare fine factors only.
+
+Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
+  fine_factors    names of the fine factors, a list or "a,b,c" (default per dataset, below)
+  fine_input_res  resolution of the coarse input (default 16, at most resolution / 2)
+  fine_head_res   resolution of the D block feeding E_fine (default 32, at most resolution)
+
+Evaluation interfaces: `encode` returns (N, K) codes over *all* factors of the dataset with NaN
+in the coarse columns (E_fine does not predict them); `encode_fine` returns (N, F). `generate`
+takes (N, K) or (N, F) codes and a coarse image batch; without one it uses a fixed reference
+image of the training set (`reference_images`), which is what the training loop's traversal
+grid gets (its coarse-factor rows are then constant by construction).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semistylegan.errors import UserError
+from semistylegan.methods.base import Batch, StepContext, l2_norm_loss
+from semistylegan.methods.semistylegan import SemiStyleGAN
+from semistylegan.nets.fine import FineDiscriminator, FineGenerator
+
+__all__ = ["SemiStyleGANFine", "DEFAULT_FINE_FACTORS", "resolve_fine_factors"]
+
+# Dataset name -> default fine factors (SPEC.md; for 3DShapes the three hues, as in the issue).
+DEFAULT_FINE_FACTORS = {
+    "falcor3d": ("lighting_intensity", "lighting_x-dir", "lighting_y-dir", "lighting_z-dir"),
+    "isaac3d": ("lighting_intensity", "lighting_y-dir", "object_color", "wall_color"),
+    "shapes3d": ("floor_hue", "wall_hue", "object_hue"),
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=None) -> list[int]:
+    """Indices of the fine factors. Names match case- and punctuation-insensitively
+    (`lighting_x-dir` = `lighting_x_dir`). Unknown names or a missing default: UserError."""
+    if requested is None or requested == "" or requested == []:
+        base = _norm(dataset_name)
+        default = next((v for k, v in DEFAULT_FINE_FACTORS.items() if base.startswith(k)), None)
+        if default is None:
+            raise UserError(f"semi-fine has no default fine factors for dataset '{dataset_name}'; "
+                            f"pass --set fine_factors=NAME,NAME (factors: {', '.join(factor_names)})")
+        requested = default
+    if isinstance(requested, str):
+        requested = [s.strip() for s in requested.split(",") if s.strip()]
+    if not isinstance(requested, (list, tuple)) or not all(isinstance(s, str) for s in requested):
+        raise UserError(f"fine_factors must be a list of factor names, got {requested!r}")
+    lookup = {_norm(n): i for i, n in enumerate(factor_names)}
+    out = []
+    for name in requested:
+        if _norm(name) not in lookup:
+            raise UserError(f"unknown fine factor '{name}'; factors are: {', '.join(factor_names)}")
+        idx = lookup[_norm(name)]
+        if idx not in out:
+            out.append(idx)
+    if not out:
+        raise UserError("fine_factors is empty")
+    return sorted(out)
+
+
+class SemiStyleGANFine(SemiStyleGAN):
+    ema_networks = ("G",)
+
+    def __init__(self, cfg, dataset_info: dict):
+        super().__init__(cfg, dataset_info)
+        extra = dict(cfg.extra or {})
+        unknown = set(extra) - {"fine_factors", "fine_input_res", "fine_head_res"}
+        if unknown:
+            raise UserError(f"semi-fine: unknown option(s) {', '.join(sorted(unknown))} "
+                            "(known: fine_factors, fine_input_res, fine_head_res)")
+        self.factor_names = list(dataset_info["factors"]["names"])
+        self.fine_idx = resolve_fine_factors(dataset_info.get("name", cfg.dataset), self.factor_names,
+                                             extra.get("fine_factors"))
+        self.fine_names = [self.factor_names[i] for i in self.fine_idx]
+        self.num_fine = len(self.fine_idx)
+        self.fine_sizes = self.factor_sizes[self.fine_idx]
+        res = int(cfg.resolution)
+        if res < 8:
+            raise UserError("semi-fine needs a resolution of at least 8")
+        self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
+        self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
+        self._reference: torch.Tensor | None = None
+
+    @staticmethod
+    def _res_option(extra, key, default, low, high) -> int:
+        v = extra.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low or v > high or v & (v - 1):
+            raise UserError(f"semi-fine: {key} must be a power of two in [{low}, {high}], got {v!r}")
+        return int(v)
+
+    # ------------------------------------------------------------------------------------
+    def build_networks(self):
+        cfg = self.cfg
+        G = FineGenerator(self.num_fine, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels, cfg.channel_base,
+                          cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res)
+        D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
+                              cfg.mbstd_group, head_resolution=self.head_res)
+        return {"G": G, "D": D}
+
+    # random inputs ----------------------------------------------------------------------
+    def _draw_fakes(self, ctx: StepContext, n: int):
+        """c_fine uniform over the fine factors' grid, z ~ N(0, I): global draws, local slice."""
+        classes = ctx.integers(n, self.fine_sizes)
+        denom = np.maximum(self.fine_sizes - 1, 1).astype(np.float32)
+        codes = ctx.local(classes.astype(np.float32) / denom)
+        z = ctx.randn(n, self.z_dim)
+        return codes, z
+
+    def _fine_labels(self, batch: Batch):
+        return batch.labeled_codes[:, self.fine_idx], batch.labeled_mask[:, self.fine_idx]
+
+    def _mixup_fine(self, ctx, batch: Batch, fake, fake_codes):
+        lam = ctx.beta(batch.global_labeled_batch, self.cfg.mixup_xi)
+        lam = torch.maximum(lam, 1.0 - lam)
+        codes, _ = self._fine_labels(batch)
+        x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * fake
+        c_mix = lam[:, None] * codes + (1.0 - lam[:, None]) * fake_codes
+        return x_mix, c_mix
+
+    # phases (same terms and weights as SemiStyleGAN, fine factors, real coarse inputs) --------
+    def d_phase_terms(self, ctx, nets, batch: Batch, do_r1: bool):
+        G, D = nets["G"], nets["D"]
+        w = self.w
+        terms = {}
+        codes, z = self._draw_fakes(ctx, batch.global_batch)
+        use_labels = self._need_labels() and batch.labeled is not None
+        if use_labels and w["alpha"] > 0:
+            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+        with ctx.autocast():
+            with torch.no_grad():
+                fake = ctx.image(G(codes, z, batch.real))
+            fake_logits, fake_pred = D(fake, need_codes=w["gamma_E"] > 0)
+            real = ctx.image(batch.real.detach().requires_grad_(do_r1))
+            real_logits, _ = D(real, need_codes=False)
+            terms["gan"] = (1.0, F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean())
+            if w["gamma_E"] > 0:
+                terms["unsup"] = (w["gamma_E"], l2_norm_loss(fake_pred, codes))
+            if use_labels:
+                fine_codes, fine_mask = self._fine_labels(batch)
+            if use_labels and w["beta"] > 0:
+                terms["sup"] = (w["beta"], l2_norm_loss(D.encode(ctx.image(batch.labeled)), fine_codes, fine_mask))
+            if use_labels and w["alpha"] > 0:
+                with torch.no_grad():
+                    mix_fake = G(mix_codes, mix_z, batch.labeled)
+                x_mix, c_mix = self._mixup_fine(ctx, batch, mix_fake, mix_codes)
+                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, fine_mask))
+        if do_r1:
+            (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+            terms["r1"] = (self.cfg.r1_gamma / 2 * self.cfg.r1_interval, grad.float().square().sum(dim=(1, 2, 3)).mean())
+        return terms
+
+    def g_phase_terms(self, ctx, nets, batch: Batch):
+        G, D = nets["G"], nets["D"]
+        w = self.w
+        terms = {}
+        codes, z = self._draw_fakes(ctx, batch.global_batch)
+        use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
+        if use_sr:
+            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+        with ctx.autocast():
+            fake = ctx.image(G(codes, z, batch.real, update_w_avg=True))
+            logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
+            terms["gan"] = (1.0, F.softplus(-logits).mean())
+            if w["gamma_G"] > 0:
+                terms["unsup"] = (w["gamma_G"], l2_norm_loss(pred, codes))
+            if use_sr:
+                _, fine_mask = self._fine_labels(batch)
+                x_mix, c_mix = self._mixup_fine(ctx, batch, G(mix_codes, mix_z, batch.labeled), mix_codes)
+                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, fine_mask))
+        return terms
+
+    # evaluation -------------------------------------------------------------------------
+    def encode_fine(self, nets, images: torch.Tensor) -> torch.Tensor:
+        """(N, F) fine codes of images in [-1, 1]."""
+        return nets["D"].encode(images)
+
+    def encode(self, nets, images: torch.Tensor) -> torch.Tensor:
+        """(N, K) codes, NaN in the columns of the coarse factors (not predicted by E_fine)."""
+        fine = self.encode_fine(nets, images)
+        out = fine.new_full((fine.shape[0], self.num_factors), float("nan"))
+        out[:, self.fine_idx] = fine
+        return out
+
+    def fine_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        if codes.shape[1] == self.num_fine:
+            return codes
+        if codes.shape[1] == self.num_factors:
+            return codes[:, self.fine_idx]
+        raise ValueError(f"codes must have {self.num_factors} (all) or {self.num_fine} (fine) columns, got {codes.shape[1]}")
+
+    def reference_images(self, device) -> torch.Tensor:
+        """A fixed training image (seeded by cfg.seed) used as coarse input when none is given."""
+        if self._reference is None:
+            from semistylegan.data import make_dataset
+            from semistylegan.data.dataset import images_to_tensor
+
+            ds = make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path)
+            idx = np.random.RandomState(self.cfg.seed + 4242).randint(len(ds), size=1)
+            self._reference = images_to_tensor(ds.images(idx))
+        return self._reference.to(device)
+
+    def set_reference_images(self, images: torch.Tensor):
+        self._reference = images.detach().cpu()
+
+    def generate(self, nets, codes: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0,
+                 coarse: torch.Tensor | None = None) -> torch.Tensor:
+        """G(c_fine, z, coarse): `coarse` real images in [-1, 1], one per code or one for all."""
+        if coarse is None:
+            coarse = self.reference_images(codes.device)
+        return nets["G"](self.fine_codes(codes), z, coarse, truncation_psi=truncation_psi)

@@ -1,0 +1,115 @@
+"""Networks of Semi-StyleGAN-fine (SPEC.md "Semi-StyleGAN-fine"; PAPER.md section 4).
+
+FineGenerator G(c_fine, z, x): the coarse blocks (4x4, 8x8, ...) of the generator are dropped.
+The real image x is box-downsampled (average pooling) to `input_resolution` (16x16 by default),
+a 1x1 conv turns it into features, one style-modulated 3x3 conv works at that resolution (the
+precursor's "1x1 conv, AdaIN, 3x3 conv, AdaIN" input layer), and synthesis proceeds
+2 * input_resolution -> ... -> full resolution. Every style layer is driven by
+w = mapping(c_fine, z): the fine factors and the noise, nothing else.
+
+FineDiscriminator: the usual discriminator trunk and real/fake head; the encoder head E_fine
+is one linear layer on the flattened trunk features *entering* the block at `head_resolution`
+(32x32 by default, the precursor used 16x16), so only the first blocks of D run for E(x).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from semistylegan.nets.discriminator import Discriminator
+from semistylegan.nets.generator import MappingNetwork, SynthesisNetwork, channels_for
+from semistylegan.nets.layers import EqualConv2d, EqualLinear
+
+__all__ = ["FineGenerator", "FineDiscriminator", "box_downsample"]
+
+
+def box_downsample(img: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Average pooling of a square image (N, C, R, R) to (N, C, resolution, resolution).
+
+    R must be a multiple of `resolution` (the box filter of the precursor's `down` input)."""
+    size = img.shape[-1]
+    if img.shape[-2] != size or size % resolution:
+        raise ValueError(f"cannot box-downsample a {img.shape[-2]}x{size} image to {resolution}x{resolution}")
+    factor = size // resolution
+    return F.avg_pool2d(img, factor) if factor > 1 else img
+
+
+class FineGenerator(nn.Module):
+    """G(c_fine, z, image) -> image in [-1, 1] (roughly), same size as the training images."""
+
+    def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
+                 channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
+                 input_resolution: int = 16):
+        super().__init__()
+        if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
+            raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
+        self.c_dim, self.z_dim, self.w_dim = c_dim, z_dim, w_dim
+        self.resolution, self.img_channels = resolution, img_channels
+        self.input_resolution = input_resolution
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
+        ch = channels_for(input_resolution, channel_base, channel_max)
+        self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
+        # The first synthesis block sits at input_resolution: a modulated 3x3 conv (+ toRGB)
+        # on the features; the blocks after it upsample to 2x, 4x, ... up to `resolution`.
+        self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max,
+                                          start_resolution=input_resolution, const_input=False)
+
+    def coarse(self, image: torch.Tensor) -> torch.Tensor:
+        """The generator's view of a real image: its box downsample to input_resolution."""
+        return box_downsample(image, self.input_resolution)
+
+    def forward(self, c: torch.Tensor, z: torch.Tensor, image: torch.Tensor, truncation_psi: float = 1.0,
+                update_w_avg: bool = False) -> torch.Tensor:
+        """`image`: real images (N, C, R, R) in [-1, 1] with R a multiple of input_resolution
+        (the full-resolution image or its downsample); only its downsample is used."""
+        if image.shape[0] != c.shape[0]:
+            image = image.expand(c.shape[0], -1, -1, -1) if image.shape[0] == 1 else image
+        w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+        x = self.input_conv(self.coarse(image))
+        return self.synthesis(w, x=x)
+
+
+class FineDiscriminator(Discriminator):
+    """D with a real/fake head at the end and the fine-factor code head at `head_resolution`."""
+
+    def __init__(self, c_fine_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
+                 channel_max: int = 64, mbstd_group: int = 4, head_resolution: int = 32):
+        super().__init__(0, resolution, img_channels, channel_base, channel_max, mbstd_group)
+        if head_resolution not in self.block_resolutions():
+            raise ValueError(f"head_resolution must be one of {self.block_resolutions()}, got {head_resolution}")
+        self.c_dim = c_fine_dim
+        self.head_resolution = head_resolution
+        ch = channels_for(head_resolution, channel_base, channel_max)
+        self.fine_head = EqualLinear(ch * head_resolution * head_resolution, c_fine_dim)
+
+    def block_resolutions(self) -> tuple[int, ...]:
+        """Resolutions whose block input can feed the head (the input resolution down to 8)."""
+        return tuple(int(k) for k in self.blocks.keys())
+
+    def trunk_to_head(self, img: torch.Tensor) -> torch.Tensor:
+        """Runs fromrgb and the blocks above head_resolution; returns the head block's input."""
+        x = self.fromrgb(img)
+        for res_key, block in self.blocks.items():
+            if int(res_key) == self.head_resolution:
+                return x
+            x = block(x)
+        raise AssertionError("head resolution not reached")  # excluded by __init__
+
+    def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
+        """(real/fake logits (N,) or None, fine codes (N, F) or None); one trunk pass."""
+        x = self.fromrgb(img)
+        codes = None
+        for res_key, block in self.blocks.items():
+            if int(res_key) == self.head_resolution:
+                if need_codes:
+                    codes = self.fine_head(x.flatten(1))
+                if not need_logits:
+                    return None, codes
+            x = block(x)
+        logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
+        return logits, codes
+
+    def encode(self, img: torch.Tensor) -> torch.Tensor:
+        """E_fine(x): depends on this image only (no batch statistics before the head)."""
+        return self.fine_head(self.trunk_to_head(img).flatten(1))
