@@ -188,6 +188,8 @@ def build_cache(source: Source, resolution: int, workers: int | None = None, pro
     free = shutil.disk_usage(root).free
     if need + (64 << 20) > free:
         raise UserError(f"{root}: not enough disk space for the cache ({need / 2**30:.2f} GiB needed, {free / 2**30:.2f} GiB free)")
+    if hasattr(source, "target_resolution"):
+        source.target_resolution = r  # image-file sources resize each image in the worker
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(final)}-", dir=root)
     try:
         img_path = os.path.join(tmp, "images.npy")
@@ -204,11 +206,12 @@ def build_cache(source: Source, resolution: int, workers: int | None = None, pro
 
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
             tasks = source.tasks()
-            with ctx.Pool(workers, initializer=_worker_init, initargs=(source, img_path, r)) as pool:
+            total = 0
+            with ctx.Pool(min(workers, max(1, len(tasks))), initializer=_worker_init, initargs=(source, img_path, r)) as pool:
                 for k in pool.imap_unordered(_worker_run, tasks):
+                    total += k
                     bar.update(k)
-            filled[:] = True  # every task covers its rows; counts are checked below
-            total = bar.n
+            filled[:] = total == n  # parallel tasks partition the rows, so the count is the check
         else:
             total = 0
             for rows, images in source.iter_blocks():

@@ -723,6 +723,14 @@ class CelebASource(_ImageFilesSource):
 
 
 # ---------------------------------------------------------------------------------------------
+def _name_list(v) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [x.strip() for x in v.split(",") if x.strip()]
+    return [str(x) for x in v]
+
+
 def _parse_number(s: str):
     try:
         v = float(s)
@@ -737,7 +745,8 @@ class FolderSource(_ImageFilesSource):
     labels.csv: header `file,<factor>,...`; one row per labelled image, paths relative to PATH;
     an empty value, or an image without a row, is unknown. A header cell may declare the type:
     `name:discrete`, `name:discrete[a|b|c]` (the allowed values, in that order),
-    `name:continuous` or `name:continuous[lo,hi]` (the allowed range, used for normalising).
+    `name:continuous` or `name:continuous[lo..hi]` (the allowed range, used for normalising;
+    `[lo;hi]` and a quoted `"name:continuous[lo,hi]"` work too).
     Undeclared factors are discrete when a value is not a number, or when all values are
     integers with at most 64 distinct values; otherwise continuous.
     Discrete: the sorted distinct values (numbers numerically, names as strings) are classes
@@ -753,6 +762,8 @@ class FolderSource(_ImageFilesSource):
     def __init__(self, path: str, discrete=None, continuous=None, bins: int = 10, mixed_sizes: bool = False):
         root = _check_dir(str(path), "image folder")
         csv_path = _check_file(os.path.join(root, "labels.csv"), "label file labels.csv")
+        discrete = _name_list(discrete)
+        continuous = _name_list(continuous)
         bins = int(bins)
         if bins < 2:
             raise UserError(f"folder: bins must be at least 2, got {bins}")
@@ -847,7 +858,8 @@ class FolderSource(_ImageFilesSource):
                     if not allowed:
                         raise UserError(f"{csv_path}: header '{cell}': empty value list")
                 else:
-                    parts = inner.split(",")
+                    sep = ".." if ".." in inner else (";" if ";" in inner else ",")
+                    parts = inner.split(sep)
                     lo, hi = (_parse_number(p) for p in parts) if len(parts) == 2 else (None, None)
                     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
                         raise UserError(f"{csv_path}: header '{cell}': the range must be [lo,hi] with lo < hi")
@@ -924,7 +936,7 @@ class FolderSource(_ImageFilesSource):
         return self._classes, self._codes
 
     def extra_info(self):
-        return {"source": os.path.abspath(self.root), "factor_mapping": self.mapping, "files": self.relpaths if len(self.relpaths) <= 100000 else None}
+        return {"source": os.path.abspath(self.root), "factor_mapping": self.mapping}
 
 
 def codes_to_values(mapping: list[dict], codes: np.ndarray) -> list[list]:
