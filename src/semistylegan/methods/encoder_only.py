@@ -1,0 +1,103 @@
+"""Encoder-only baselines of the paper's ablation tables (SPEC.md): the encoder E trained on the
+labelled set J alone, without a generator.
+
+    Encoder-only:             L = L_sup = ||E(x) - c||_2                         on (x, c) in J  (eq 3)
+    Encoder-only with MixUp:  L = L_sup + alpha L_sr,  L_sr = ||E(x~) - c~||_2   (eqs 5-6)
+
+where the MixUp pairs are two labelled images: x~ = l' x_i + (1 - l') x_j, c~ = l' c_i + (1 - l') c_j,
+l ~ Beta(xi, xi), l' = max(l, 1 - l) (eq 5 with a labelled image in place of the generated one),
+and j is a random permutation of the labelled batch. Where factors are partly unknown, a mixed
+sample keeps only the factors known in both images.
+
+E is exactly Semi-StyleGAN's encoder (the code head on the discriminator trunk of
+`semistylegan.nets.Discriminator`, same widths from the config) and is optimised as
+Semi-StyleGAN optimises D/E (Adam, cfg.lr, betas 0/0.99), so the ablation compares losses, not
+architectures. The real/fake head exists but is never trained or used. Options: alpha
+(--alpha, default 1) weighs L_sr; mixup_xi (default 0.75) is xi.
+
+One step draws `labeled_batch` labelled images; set `batch` = `labeled_batch` (the presets
+`encoder-cpu32`, `encoder64` do) so that kimg counts labelled images shown.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from semistylegan import dist
+from semistylegan.errors import UserError
+from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss
+from semistylegan.nets import Discriminator
+
+__all__ = ["EncoderOnly", "EncoderMixup", "labeled_pairs"]
+
+
+def labeled_pairs(keys: np.ndarray) -> np.ndarray:
+    """A permutation of range(len(keys)) from random keys: partner j of each labelled sample i."""
+    return np.argsort(keys, kind="stable")
+
+
+class EncoderOnly(Method):
+    ema_networks: tuple[str, ...] = ()
+    has_generator = False
+    has_encoder = True
+    uses_labels = True
+    identified_codes = True
+    mixup = False
+
+    def __init__(self, cfg, dataset_info: dict):
+        super().__init__(cfg, dataset_info)
+        self.name = cfg.method
+        if cfg.labeled_fraction <= 0:
+            raise UserError(f"{cfg.method} trains on labelled images only: use --labeled-fraction > 0")
+        self.channels = int(dataset_info["channels"])
+
+    def build_networks(self):
+        cfg = self.cfg
+        return {"E": Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base,
+                                   cfg.channel_max, cfg.mbstd_group)}
+
+    def build_optimizers(self, nets):
+        return {"E": torch.optim.Adam(nets["E"].parameters(), lr=self.cfg.lr, betas=(0.0, 0.99), eps=1e-8)}
+
+    def terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
+        E = nets["E"]
+        if batch.labeled is None:
+            raise RuntimeError("encoder-only training got no labelled batch")
+        out = {"sup": (1.0, l2_norm_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask))}
+        if self.mixup and self.cfg.alpha > 0:
+            x_mix, c_mix, m_mix = self.mix(ctx, batch)
+            out["sr"] = (self.cfg.alpha, l2_norm_loss(E.encode(ctx.image(x_mix)), c_mix, m_mix))
+        return out
+
+    def mix(self, ctx: StepContext, batch: Batch):
+        """Eq (5) between labelled pairs (i, partner(i)) of this rank's labelled batch."""
+        n_global = batch.global_labeled_batch
+        lam = ctx.beta(n_global, self.cfg.mixup_xi)
+        lam = torch.maximum(lam, 1.0 - lam)
+        keys = ctx.rng.random(n_global)[dist.local_slice(n_global)]
+        partner = torch.from_numpy(labeled_pairs(keys)).to(batch.labeled.device)
+        x, c, m = batch.labeled, batch.labeled_codes, batch.labeled_mask
+        lx = lam[:, None, None, None]
+        x_mix = lx * x + (1.0 - lx) * x[partner]
+        c_mix = lam[:, None] * c + (1.0 - lam[:, None]) * c[partner]
+        m_mix = m & m[partner] if m is not None else None
+        return x_mix, c_mix, m_mix
+
+    def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
+        E = nets["E"]
+        E.requires_grad_(True)
+        with ctx.autocast():
+            terms = self.terms(ctx, nets, batch)
+        ctx.optimizer_step("E", sum(w * v for w, v in terms.values()), list(E.parameters()))
+        for name, (_, v) in terms.items():
+            ctx.report(f"E/{name}", v)
+
+    def encode(self, nets, images: torch.Tensor) -> torch.Tensor:
+        return nets["E"].encode(images)
+
+    def generate(self, nets, codes, z, truncation_psi: float = 1.0):
+        raise NotImplementedError(f"{self.name} has no generator")
+
+
+class EncoderMixup(EncoderOnly):
+    mixup = True
