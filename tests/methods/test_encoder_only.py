@@ -1,0 +1,59 @@
+"""Encoder-only and Encoder-only with MixUp: labelled data only, MixUp between labelled pairs."""
+import numpy as np
+import pytest
+import torch
+
+from semistylegan.errors import UserError
+from semistylegan.methods.encoder_only import EncoderMixup, EncoderOnly, labeled_pairs
+
+from ._helpers import all_finite, changed, setup, snapshot
+
+
+@pytest.mark.parametrize("name,cls,terms", [("encoder-only", EncoderOnly, {"E/sup"}),
+                                            ("encoder-mixup", EncoderMixup, {"E/sup", "E/sr"})])
+def test_train_step(name, cls, terms):
+    cfg, m, nets, batch, ctx = setup(name)
+    assert isinstance(m, cls) and m.uses_labels and not m.has_generator
+    before = snapshot(nets["E"])
+    head = [p.detach().clone() for p in nets["E"].out.parameters()]
+    m.train_step(ctx, nets, batch)
+    assert all_finite(ctx.stats) and set(ctx.stats) == terms
+    assert changed(nets["E"], before)
+    # the real/fake head is never trained
+    assert all(torch.equal(p, q) for p, q in zip(nets["E"].out.parameters(), head))
+    assert m.encode(nets, batch.real).shape == (16, 5)
+
+
+def test_real_batch_is_not_used():
+    """Only the labelled batch matters: replacing the real images changes nothing."""
+    outs = []
+    for scramble in (False, True):
+        cfg, m, nets, batch, ctx = setup("encoder-mixup")
+        if scramble:
+            batch.real = torch.rand_like(batch.real)
+        m.train_step(ctx, nets, batch)
+        outs.append(torch.cat([p.detach().flatten() for p in nets["E"].parameters()]))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_mixup_between_labelled_pairs():
+    cfg, m, nets, batch, ctx = setup("encoder-mixup")
+    x_mix, c_mix, m_mix = m.mix(ctx, batch)
+    # replay the draws: lambda first, then the partner keys
+    rng = np.random.default_rng(0)
+    lam = rng.beta(cfg.mixup_xi, cfg.mixup_xi, size=16).astype(np.float32)
+    lam = torch.from_numpy(np.maximum(lam, 1 - lam))
+    partner = torch.from_numpy(labeled_pairs(rng.random(16)))
+    assert sorted(partner.tolist()) == list(range(16))
+    c, x = batch.labeled_codes, batch.labeled
+    assert torch.allclose(c_mix, lam[:, None] * c + (1 - lam[:, None]) * c[partner])
+    assert torch.allclose(x_mix, lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner])
+    assert (lam >= 0.5).all()
+    # a mixed code is nearer its own image's code than the partner's
+    assert ((c_mix - c).abs() <= (c_mix - c[partner]).abs() + 1e-6).all()
+    assert m_mix.all()
+
+
+def test_needs_labels():
+    with pytest.raises(UserError):
+        setup("encoder-only", labeled_fraction=0.0)
