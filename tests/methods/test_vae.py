@@ -105,3 +105,15 @@ def test_bad_options():
         setup("beta-vae", preset="vae-cpu16", extra={"reconstruction": "poisson"})
     with pytest.raises(UserError):
         setup("factor-vae", preset="vae-cpu16", extra={"factor_gamma": -1})
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(UserError, match="unknown option"):
+        setup("beta-vae", preset="vae-cpu16", extra={"factor_gamma": 10})  # a FactorVAE option
+    setup("factor-vae", preset="vae-cpu16", extra={"factor_gamma": 10, "latent_dim": 6})
+
+
+def test_each_vae_takes_its_own_weight():
+    assert setup("beta-vae", preset="vae-cpu16", extra={"vae_beta": 8})[1].beta == 8
+    assert setup("beta-tcvae", preset="vae-cpu16", extra={"tc_beta": 2})[1].beta == 2
+    assert setup("factor-vae", preset="vae-cpu16", extra={"factor_gamma": 20})[1].gamma == 20

@@ -91,11 +91,17 @@ class InfoGANCR(Method):
     has_encoder = True
     uses_labels = False
     identified_codes = False
+    options = ("latent_dim", "noise_dim", "info_weight", "cr_weight", "cr_start_kimg", "cr_ramp_kimg", "cr_gap",
+               "cr_gap_kimg")
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.name = cfg.method
         extra = dict(cfg.extra or {})
+        unknown = set(extra) - set(self.options)
+        if unknown:
+            raise UserError(f"{cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
+                            f"it takes {', '.join(self.options)}")
         self.extra = extra
         self.code_dim = int(extra.get("latent_dim", self.num_factors))
         self.noise_dim = int(extra.get("noise_dim", 5))

@@ -107,11 +107,16 @@ class VAEMethod(Method):
     has_encoder = True
     uses_labels = False
     identified_codes = False      # the latents are not the factor codes (no L2, L2-gen, MIG-gen)
+    options: tuple[str, ...] = ("latent_dim", "reconstruction")   # accepted cfg.extra keys
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.name = cfg.method
         extra = dict(cfg.extra or {})
+        unknown = set(extra) - set(self.options)
+        if unknown:
+            raise UserError(f"{cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
+                            f"it takes {', '.join(self.options)}")
         self.latent_dim = int(extra.get("latent_dim", DEFAULT_LATENT_DIM))
         if self.latent_dim < 1:
             raise UserError(f"latent_dim must be at least 1, got {self.latent_dim}")
@@ -200,6 +205,8 @@ class VAEMethod(Method):
 class BetaVAE(VAEMethod):
     """beta-VAE: recon + beta KL. Default beta = 4 (Higgins et al. 2017, dSprites)."""
 
+    options = VAEMethod.options + ("vae_beta",)
+
     def __init__(self, cfg, dataset_info):
         super().__init__(cfg, dataset_info)
         self.beta = self._float("vae_beta", 4.0)
@@ -211,6 +218,8 @@ class BetaVAE(VAEMethod):
 class BetaTCVAE(VAEMethod):
     """beta-TCVAE: recon + KL + (beta - 1) TC (the decomposition of Chen et al. 2018 with alpha =
     gamma = 1, as dlib implements it). Default beta = 6."""
+
+    options = VAEMethod.options + ("tc_beta",)
 
     def __init__(self, cfg, dataset_info):
         super().__init__(cfg, dataset_info)
@@ -232,6 +241,8 @@ class FactorVAE(VAEMethod):
     labelled 1, cross-entropy averaged over both halves. D has its own Adam optimiser
     (lr `d_lr`, default 1e-4, betas 0.5/0.9). Default gamma = 35 (Kim & Mnih, dSprites).
     """
+
+    options = VAEMethod.options + ("factor_gamma", "d_lr")
 
     def __init__(self, cfg, dataset_info):
         super().__init__(cfg, dataset_info)
