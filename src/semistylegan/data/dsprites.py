@@ -42,6 +42,7 @@ SUPERSAMPLE = 4
 
 
 @functools.lru_cache(maxsize=1)  # a pure function; computing it once per process saves minutes
+@functools.lru_cache(maxsize=1)
 def _heart_box() -> tuple[float, float, float, float]:
     """Bounding box of the implicit heart (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, found numerically."""
     g = np.linspace(-1.5, 1.5, 3001)
