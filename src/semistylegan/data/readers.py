@@ -533,7 +533,9 @@ ISAAC3D_FACTORS = FactorSpace(
 )
 
 
-def _parallel_chunks(n: int, chunk: int = 64) -> list[tuple[int, int]]:
+def _parallel_chunks(n: int, chunk: int | None = None) -> list[tuple[int, int]]:
+    # About 32+ tasks so every worker stays busy, at most 64 images per task.
+    chunk = chunk or int(np.clip(n // 32, 1, 64))
     return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
 
 
