@@ -7,8 +7,9 @@ Semi-StyleGAN runs: factors read by E, the chosen ones replaced, image generated
 Semi-StyleGAN-fine runs: the image's own 16x16 downsample keeps the coarse content, the fine
 factors are read by E_fine, set, and G(c_fine, z, downsample) draws the result. z comes from
 --seed (not optimised). Images of any size and colour mode are converted to the model's.
-Writes one PNG per input (NAME_edit.png, or NAME_traverse_FACTOR.png), a grid.png of all
-results, and edits.json with the codes read and used.
+Writes one PNG per input at the model's resolution (NAME_edit.png, or NAME_traverse_FACTOR.png:
+the steps side by side), an enlarged grid.png of all results (edit: input, reconstruction,
+edited; traversal: input, then the steps), and edits.json with the codes read and used.
 """
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def add_parser(sub):
     a("--max-images", type=int, default=1000, help="refuse folders with more images")
     a("--device", default="cpu", choices=["cpu", "cuda"], help="device")
     p.set_defaults(func=run)
+
+
+def _pil(img):
+    """uint8 (C, H, W) -> PIL image at the model's resolution (no scaling, no border)."""
+    from PIL import Image
+
+    return Image.fromarray(img[0], mode="L") if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0), mode="RGB")
 
 
 def run(args) -> int:
@@ -63,7 +71,7 @@ def run(args) -> int:
         edited, read, used = editor.edit(images, values, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z)
         recon = editor.generate(read, images, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z)
         for f, img, r, u in zip(files, edited, read, used):
-            save_png(labeled_grid(img[None], 1, 1, scale=scale), out / f"{f.stem}_edit.png")
+            save_png(_pil(img), out / f"{f.stem}_edit.png")
             report["images"].append({"file": str(f), "read": dict(zip(editor.names, map(float, r))),
                                      "used": dict(zip(editor.names, map(float, u)))})
         # rows: input, reconstruction (codes as read), edit
@@ -76,8 +84,7 @@ def run(args) -> int:
                                zero_z=args.zero_z)
         read = editor.encode(images)
         for f, img, row, r in zip(files, images, trav, read):
-            cells = np.concatenate([img[None], row])
-            save_png(labeled_grid(cells, 1, len(cells), scale=scale), out / f"{f.stem}_traverse_{args.traverse}.png")
+            save_png(_pil(np.concatenate(list(row), axis=2)), out / f"{f.stem}_traverse_{args.traverse}.png")
             report["images"].append({"file": str(f), "read": dict(zip(editor.names, map(float, r)))})
         cells = np.concatenate([images[:, None], trav], axis=1).reshape(-1, *images.shape[1:])
         grid = labeled_grid(cells, len(files), args.steps + 1, scale=scale)

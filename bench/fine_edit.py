@@ -1,0 +1,204 @@
+"""Semi-StyleGAN-fine on procedural 3DShapes 64x64: train on a CPU budget, then edit real images.
+
+    .venv/bin/python bench/fine_edit.py train --out runs/fine-shapes64 --minutes 20
+    .venv/bin/python bench/fine_edit.py eval runs/fine-shapes64 --n 300 --oracle-steps 1000
+
+`train`: Semi-StyleGAN-fine, eta = 1% labels, fine factors = the three hues, a CPU-sized 64x64
+model (options below); stops at the first snapshot after --minutes of wall time (or --kimg).
+
+`eval`: held-out images = images outside the labelled subset J (the GAN's real-image stream
+draws from the whole grid, so they are "unlabelled", not "never seen"). For each image, one
+fine factor (round robin) is set to a random grid value different from the image's own; the
+edited image is read by the oracle encoder (semistylegan.metrics.oracle, trained on all labels
+of the dataset). Reported (mean |oracle code - target| per factor, codes in [0, 1], and the
+fraction of exact class matches):
+  - edited factor vs the requested value (does the edit follow the request?)
+  - coarse factors (scale, shape, orientation) vs the image's true values (kept?)
+  - the other fine factors vs the image's true values (kept through E_fine -> G?)
+  - the same numbers for the plain reconstruction (codes as read by E_fine, nothing set)
+  - the oracle on the real input images (its own error floor)
+and writes edit_examples.png into the run directory (rows: input, reconstruction, then the
+wall hue set to 0, 1/3, 2/3, 1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from semistylegan.config import make_config
+    from semistylegan.train import Trainer
+
+    torch.set_num_threads(args.threads)
+    cfg = make_config("shapes3d-cpu64", method="semi-fine", labeled_fraction=args.eta, gamma=args.gamma,
+                      kimg=args.kimg, batch=args.batch, labeled_batch=args.batch, channel_base=args.channel_base,
+                      channel_max=args.channel_max, z_dim=16, w_dim=64, mapping_layers=3, lr=args.lr,
+                      ema_kimg=1.0, snapshot_kimg=args.snapshot_kimg, grid_kimg=args.snapshot_kimg * 2, log_every=10,
+                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra={"fine_factors": "floor_hue,wall_hue,object_hue"})
+    trainer = Trainer(cfg, args.out, progress=False)
+    print(json.dumps(cfg.to_dict()), flush=True)
+    # Run in slices so the wall-clock budget can stop it at a snapshot.
+    t0 = time.time()
+    total = cfg.kimg
+    slice_kimg = args.snapshot_kimg
+    cur = 0.0
+    while cur < total:
+        cur = min(total, cur + slice_kimg)
+        trainer.cfg.kimg = cur
+        result = trainer.run()
+        elapsed = time.time() - t0
+        stats = {k: round(v, 3) for k, v in trainer.last_stats.items()}
+        print(f"{trainer.cur_nimg / 1000:.2f} kimg, {elapsed / 60:.1f} min, {result['status']} {stats}", flush=True)
+        if result["status"] != "done":
+            return 1
+        if elapsed > args.minutes * 60:
+            break
+    print(f"trained {trainer.cur_nimg / 1000:.2f} kimg in {(time.time() - t0) / 60:.1f} min wall", flush=True)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from semistylegan.data import LabeledSubset, make_dataset
+    from semistylegan.editing import Editor
+    from semistylegan.evaluation import load_run
+    from semistylegan.metrics.oracle import get_oracle
+    from semistylegan.viz import labeled_grid, save_png
+
+    torch.set_grad_enabled(False)
+    run = load_run(args.run)
+    editor = Editor(run, source=args.run)
+    if not editor.fine:
+        print("expects a semi-fine run", file=sys.stderr)
+        return 2
+    cfg = run.cfg
+    ds = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
+    t0 = time.time()
+    oracle = get_oracle(ds, train_steps=args.oracle_steps, verbose=True)
+    print(f"oracle ready in {time.time() - t0:.0f} s; held-out: "
+          f"{json.dumps({k: v for k, v in oracle.info.items() if k in ('l2', 'accuracy', 'mig')})}", flush=True)
+    J = set(LabeledSubset(ds, cfg.labeled_fraction, seed=cfg.seed).indices.tolist())
+    rs = np.random.RandomState(args.seed)
+    idx = []
+    while len(idx) < args.n:
+        i = int(rs.randint(len(ds)))
+        if i not in J:
+            idx.append(i)
+    idx = np.asarray(idx)
+    images = ds.images(idx)
+    true_cls = ds.classes(idx)
+    true = ds.codes(idx)
+    names = list(ds.factor_space.names)
+    sizes = np.asarray(ds.factor_space.sizes)
+    fine = list(run.method.fine_idx)
+    coarse = [k for k in range(len(names)) if k not in fine]
+
+    # one edited fine factor per image (round robin), target a different grid value
+    which = np.asarray([fine[i % len(fine)] for i in range(len(idx))])
+    target_cls = np.empty(len(idx), dtype=np.int64)
+    for i, k in enumerate(which):
+        choices = [c for c in range(sizes[k]) if c != true_cls[i, k]]
+        target_cls[i] = rs.choice(choices)
+    target = target_cls / (sizes[which] - 1)
+
+    read = editor.encode(images)                     # (N, F) fine codes as read by E_fine
+    t1 = time.time()
+    recon = editor.generate(read, images, seed=0)
+    codes = read.copy()
+    for i, k in enumerate(which):
+        codes[i, fine.index(k)] = target[i]
+    edited = editor.generate(codes, images, seed=0)
+    gen_ms = (time.time() - t1) * 1000 / (2 * len(idx))
+
+    o_real = oracle.predict_classes(images)
+    o_recon = oracle.predict_classes(recon)
+    o_edit = oracle.predict_classes(edited)
+    denom = np.maximum(sizes - 1, 1)
+
+    def err(pred_cls, ref_cls, k):
+        return float(np.mean(np.abs(pred_cls[:, k] - ref_cls[:, k]) / denom[k])), float(np.mean(pred_cls[:, k] == ref_cls[:, k]))
+
+    report = {"run": str(args.run), "kimg": run.kimg, "n_images": int(len(idx)), "oracle_steps": args.oracle_steps,
+              "oracle_heldout": {k: v for k, v in oracle.info.items() if k in ("l2", "accuracy")},
+              "encoder_read_error": {names[k]: float(np.mean(np.abs(read[:, j] - true[:, k]))) for j, k in enumerate(fine)},
+              "ms_per_image_generate": round(gen_ms, 2), "factors": {}}
+    for k in range(len(names)):
+        row = {"role": "fine" if k in fine else "coarse"}
+        row["oracle_on_real"] = err(o_real, true_cls, k)
+        row["reconstruction"] = err(o_recon, true_cls, k)
+        if k in fine:
+            sel = which == k
+            tgt = true_cls.copy()
+            tgt[sel, k] = target_cls[sel]
+            row["edited_this_factor"] = err(o_edit[sel], tgt[sel], k)
+            row["kept_when_other_factor_edited"] = err(o_edit[~sel], true_cls[~sel], k)
+        else:
+            row["kept_when_fine_factor_edited"] = err(o_edit, true_cls, k)
+        report["factors"][names[k]] = row
+    summary = {
+        "edited_factor_abs_err": float(np.mean([report["factors"][names[k]]["edited_this_factor"][0] for k in fine])),
+        "edited_factor_exact": float(np.mean([report["factors"][names[k]]["edited_this_factor"][1] for k in fine])),
+        "coarse_kept_abs_err": float(np.mean([report["factors"][names[k]]["kept_when_fine_factor_edited"][0] for k in coarse])),
+        "coarse_kept_exact": float(np.mean([report["factors"][names[k]]["kept_when_fine_factor_edited"][1] for k in coarse])),
+        "other_fine_kept_abs_err": float(np.mean([report["factors"][names[k]]["kept_when_other_factor_edited"][0] for k in fine])),
+        "oracle_on_real_abs_err": float(np.mean([report["factors"][names[k]]["oracle_on_real"][0] for k in range(len(names))])),
+        "chance_abs_err_10_values": float(np.mean(np.abs(np.arange(10)[:, None] - np.arange(10)[None, :])) / 9),
+    }
+    report["summary"] = summary
+    out = Path(args.run) / "edit_eval.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=1))
+
+    # figure: 8 images; rows input, reconstruction, wall hue 0, 1/3, 2/3, 1
+    m = min(8, len(idx))
+    wall = names.index("wall_hue") if "wall_hue" in names else fine[0]
+    rows = [images[:m], recon[:m]]
+    for v in (0.0, 1 / 3, 2 / 3, 1.0):
+        c = read[:m].copy()
+        c[:, fine.index(wall)] = v
+        rows.append(editor.generate(c, images[:m], seed=0))
+    grid = np.stack(rows).reshape(-1, *images.shape[1:])
+    labels = ["input", "recon", f"{names[wall]}=0", f"{names[wall]}=.33", f"{names[wall]}=.67", f"{names[wall]}=1"]
+    save_png(labeled_grid(grid, len(rows), m, row_labels=labels, scale=2), Path(args.run) / "edit_examples.png")
+    print(f"wrote {out} and {Path(args.run) / 'edit_examples.png'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--out", required=True)
+    t.add_argument("--minutes", type=float, default=15.0)
+    t.add_argument("--kimg", type=float, default=100.0)
+    t.add_argument("--eta", type=float, default=0.01)
+    t.add_argument("--gamma", type=float, default=10.0)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--channel-base", type=int, default=512)
+    t.add_argument("--channel-max", type=int, default=32)
+    t.add_argument("--lr", type=float, default=0.002)
+    t.add_argument("--snapshot-kimg", type=float, default=1.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval")
+    e.add_argument("run")
+    e.add_argument("--n", type=int, default=300)
+    e.add_argument("--oracle-steps", type=int, default=1000)
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=cmd_eval)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""Semi-StyleGAN-fine: networks (shapes, gradients, what depends on what) and the method."""
+import numpy as np
+import pytest
+import torch
+
+from semistylegan.config import make_config
+from semistylegan.errors import UserError
+from semistylegan.methods import StepContext, build_method
+from semistylegan.methods.base import Batch
+from semistylegan.methods.semistylegan_fine import resolve_fine_factors
+from semistylegan.nets.fine import FineDiscriminator, FineGenerator, box_downsample
+
+SHAPES_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
+
+
+def _gen(res=32, inp=16, ch=3, f=3):
+    torch.manual_seed(0)
+    return FineGenerator(f, 8, 32, res, ch, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=inp)
+
+
+@pytest.mark.parametrize("res,inp,ch", [(32, 16, 3), (64, 16, 1), (64, 32, 3), (16, 8, 3)])
+def test_generator_shapes(res, inp, ch):
+    G = _gen(res, inp, ch)
+    img = torch.rand(5, ch, res, res) * 2 - 1
+    out = G(torch.rand(5, 3), torch.randn(5, 8), img)
+    assert out.shape == (5, ch, res, res)
+    assert torch.isfinite(out).all()
+    # synthesis starts at the coarse resolution: no 4x4/8x8 blocks below it
+    assert G.synthesis.start_resolution == inp
+    assert len(G.synthesis.blocks) == int(np.log2(res // inp)) + 1
+    # one image broadcasts to every code
+    out1 = G(torch.rand(5, 3), torch.randn(5, 8), img[:1])
+    assert out1.shape == out.shape
+
+
+def test_generator_rejects_bad_input_resolution():
+    with pytest.raises(ValueError):
+        _gen(32, 32)
+    with pytest.raises(ValueError):
+        _gen(32, 12)
+
+
+def test_generator_sees_only_the_downsample():
+    G = _gen(32, 16)
+    g = torch.Generator().manual_seed(1)
+    img = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
+    # a zero-mean 2x2 pattern in every box leaves the box downsample unchanged
+    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(16, 16) * 0.3
+    other = img + pattern
+    assert torch.allclose(box_downsample(img, 16), box_downsample(other, 16), atol=1e-6)
+    c, z = torch.rand(3, 3, generator=g), torch.randn(3, 8, generator=g)
+    assert torch.allclose(G(c, z, img), G(c, z, other), atol=1e-5)
+    # ... and also the downsample itself works as input
+    assert torch.allclose(G(c, z, img), G(c, z, box_downsample(img, 16)), atol=1e-5)
+    # but a different coarse image, a different c_fine or z change the output
+    coarse_change = img.clone()
+    coarse_change[:, :, :8, :8] += 0.5
+    assert (G(c, z, coarse_change) - G(c, z, img)).abs().max() > 1e-3
+    assert (G(1 - c, z, img) - G(c, z, img)).abs().max() > 1e-3
+    assert (G(c, -z, img) - G(c, z, img)).abs().max() > 1e-3
+
+
+def test_generator_gradients_reach_every_parameter():
+    G = _gen(32, 16)
+    img = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    c = torch.rand(4, 3, requires_grad=True)
+    out = G(c, torch.randn(4, 8), img)
+    (out * torch.randn_like(out)).sum().backward()
+    for name, p in G.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+    assert c.grad.abs().sum() > 0 and img.grad.abs().sum() > 0
+
+
+def test_discriminator_fine_head():
+    torch.manual_seed(0)
+    D = FineDiscriminator(3, 64, 3, channel_base=512, channel_max=32, mbstd_group=4, head_resolution=32)
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    logits, codes = D(x)
+    assert logits.shape == (4,) and codes.shape == (4, 3)
+    assert torch.allclose(D.encode(x), codes, atol=1e-6)
+    # E(x) of one image does not depend on its batch
+    assert torch.allclose(D.encode(x[1:2]), codes[1:2], atol=1e-5)
+    # E reads the input of the 32x32 block: blocks at and below 32 and the epilogue do not matter
+    with torch.no_grad():
+        for p in D.blocks["32"].parameters():
+            p.add_(1.0)
+        for p in D.fc.parameters():
+            p.mul_(-1.0)
+    assert torch.allclose(D.encode(x), codes, atol=1e-6)
+    assert not torch.allclose(D(x)[0], logits)
+    # the head's gradient reaches the trunk above 32x32 only
+    D.zero_grad()
+    D.encode(x).sum().backward()
+    assert D.blocks["64"].conv0.weight.grad.abs().sum() > 0
+    assert D.blocks["32"].conv0.weight.grad is None
+    with pytest.raises(ValueError):
+        FineDiscriminator(3, 64, 3, head_resolution=4)
+
+
+def test_resolve_fine_factors():
+    assert resolve_fine_factors("shapes3d", SHAPES_NAMES) == [0, 1, 2]
+    assert resolve_fine_factors("shapes3d", SHAPES_NAMES, "orientation,floor_hue") == [0, 5]
+    falcor = ["lighting_intensity", "lighting_x-dir", "lighting_y-dir", "lighting_z-dir", "camera_x-pos"]
+    assert resolve_fine_factors("falcor3d", falcor) == [0, 1, 2, 3]
+    assert resolve_fine_factors("falcor3d", falcor, ["Lighting_X_Dir"]) == [1]
+    isaac = ["object_shape", "robot_x-move", "robot_y-move", "camera_height", "object_scale", "lighting_intensity",
+             "lighting_y-dir", "object_color", "wall_color"]
+    assert resolve_fine_factors("isaac3d", isaac) == [5, 6, 7, 8]
+    with pytest.raises(UserError, match="unknown fine factor 'hue'"):
+        resolve_fine_factors("shapes3d", SHAPES_NAMES, "hue")
+    with pytest.raises(UserError, match="no default fine factors"):
+        resolve_fine_factors("dsprites", ["shape", "scale"])
+
+
+def _method(extra, resolution=32):
+    info = {"name": "shapes3d", "resolution": resolution, "channels": 3, "num_images": 480000,
+            "factors": {"names": SHAPES_NAMES, "sizes": [10, 10, 10, 8, 4, 15]}}
+    cfg = make_config("tiny", method="semi-fine", dataset="shapes3d", resolution=resolution, extra=extra)
+    return build_method(cfg, info)
+
+
+def test_method_options_and_bad_options():
+    m = _method({})
+    assert m.fine_names == ["floor_hue", "wall_hue", "object_hue"] and m.input_res == 16 and m.head_res == 32
+    m = _method({"fine_factors": "object_hue", "fine_input_res": 8, "fine_head_res": 16})
+    assert m.fine_idx == [2] and m.input_res == 8 and m.head_res == 16
+    assert _method({}, resolution=16).input_res == 8
+    with pytest.raises(UserError, match="fine_input_res"):
+        _method({"fine_input_res": 32})
+    with pytest.raises(UserError, match="unknown option"):
+        _method({"fine_factor": "x"})
+
+
+def test_train_step_updates_and_uses_fine_factors_only():
+    m = _method({}, resolution=16)
+    torch.manual_seed(0)
+    nets = m.build_networks()
+    opts = m.build_optimizers(nets)
+    rng = np.random.default_rng(0)
+    n, nl = 4, 4
+    real = torch.rand(n, 3, 16, 16) * 2 - 1
+    labeled = torch.rand(nl, 3, 16, 16) * 2 - 1
+    codes = torch.rand(nl, 6)
+    mask = torch.ones(nl, 6, dtype=torch.bool)
+    before = {k: [p.detach().clone() for p in v.parameters()] for k, v in nets.items()}
+    ctx = StepContext(rng, torch.device("cpu"), opts, step=0)
+    m.train_step(ctx, nets, Batch(real, labeled, codes, mask, n, nl))
+    for name in ("D/gan", "D/sup", "D/sr", "D/r1", "G/gan", "G/unsup", "G/sr"):
+        assert name in ctx.stats and np.isfinite(ctx.stats[name]), name
+    for k, v in nets.items():
+        assert any(not torch.equal(a, b) for a, b in zip(before[k], v.parameters())), k
+    # L_sup compares only the fine columns: changing the coarse columns leaves it unchanged
+    D = nets["D"]
+    with torch.no_grad():
+        pred = D.encode(labeled)
+    from semistylegan.methods.base import l2_norm_loss
+
+    b1 = Batch(real, labeled, codes, mask, n, nl)
+    codes2 = codes.clone()
+    codes2[:, 3:] = 1 - codes2[:, 3:]
+    b2 = Batch(real, labeled, codes2, mask, n, nl)
+    c1, m1 = m._fine_labels(b1)
+    c2, m2 = m._fine_labels(b2)
+    assert torch.equal(c1, c2) and torch.equal(m1, m2)
+    assert float(l2_norm_loss(pred, c1, m1)) == float(l2_norm_loss(pred, c2, m2))
+
+
+def test_encode_and_generate_interfaces():
+    m = _method({})
+    torch.manual_seed(0)
+    nets = {k: v.eval() for k, v in m.build_networks().items()}
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        full = m.encode(nets, x)
+        fine = m.encode_fine(nets, x)
+    assert full.shape == (3, 6) and fine.shape == (3, 3)
+    assert torch.isnan(full[:, 3:]).all() and torch.equal(full[:, :3], fine)
+    z = torch.randn(3, 8)
+    codes_k = torch.rand(3, 6)
+    with torch.no_grad():
+        a = m.generate(nets, codes_k, z, coarse=x)
+        b = m.generate(nets, codes_k[:, :3], z, coarse=x)
+        m.set_reference_images(x[:1])
+        c = m.generate(nets, codes_k, z)  # the reference image for every code
+        d = m.generate(nets, codes_k, z, coarse=x[:1].expand(3, -1, -1, -1))
+    assert torch.equal(a, b) and torch.allclose(c, d, atol=1e-6)
+    with pytest.raises(ValueError):
+        m.generate(nets, torch.rand(3, 4), z, coarse=x)
