@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -87,7 +88,9 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, batch: in
     ex_psi = torch.tensor(1.0)
     ex_img = torch.rand(n, c, r, r, generator=g) * 2 - 1
     args = (ex_codes, ex_z, ex_psi, ex_img) if editor.fine else (ex_codes, ex_z, ex_psi)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shape checks become constants of the trace: the image size is fixed at R x R.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced_g = torch.jit.trace(gen, args, check_trace=False)
         traced_e = torch.jit.trace(enc, (ex_img,), check_trace=False)
     traced_g.save(str(out / "generator.pt"))
@@ -112,7 +115,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, batch: in
             "codes": f"float32 (N, {f}) in [0, 1], columns in the order of 'factors'",
             "z": f"float32 (N, {editor.z_dim}), standard normal",
             "psi": "float32 0-d tensor, truncation in [0, 1] (1 = none)",
-            **({"image": f"float32 (N, {c}, {r}, {r}) in [-1, 1]; only its box downsample to "
+            **({"image": f"float32 (N, {c}, {r}, {r}) in [-1, 1] (exactly this size); only its box downsample to "
                          f"{method.input_res}x{method.input_res} is used"} if editor.fine else {}),
         },
         "output": f"float32 (N, {c}, {r}, {r}), about [-1, 1]; uint8 = round((x.clamp(-1, 1) + 1) * 127.5)",
