@@ -95,6 +95,7 @@ class Cell:
     options: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     line: int | None = None          # line of its [[grid]] block in the study file
+    set_line: int | None = None      # line of the 'set' table that gave its method options
 
     @property
     def cell_id(self) -> str:
@@ -336,7 +337,9 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
                     raise check.fail(f"method '{m}' needs eta > 0", *where, "eta")
                 cell = Cell(0, label, m, float(eta), None if gamma is None else float(gamma), int(seed), preset,
                             None if kimg is None else float(kimg), dict(options), dict(extra),
-                            lines.line(*where))
+                            lines.line(*where),
+                            lines.line(*where, "set") if "set" in block else
+                            (lines.line("methods", m, "set") if "set" in mb else None))
                 cells.setdefault(cell.cell_id, cell)
     ordered = list(cells.values())
     for i, c in enumerate(ordered):
@@ -355,7 +358,6 @@ def _validate_configs(study: Study, check: _Checker, validate_methods: bool):
 
     infos: dict[tuple, dict] = {}
     for cell in study.cells:
-        where_line = f"{study.path}:{cell.line}" if cell.line else str(study.path)
         try:
             cfg = cell.config(study.top)
             if validate_methods:
@@ -366,6 +368,8 @@ def _validate_configs(study: Study, check: _Checker, validate_methods: bool):
                     infos[key] = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path).info()
                 build_method(cfg, infos[key])
         except UserError as e:
+            line = cell.set_line if cell.set_line and "option" in str(e) else cell.line
+            where_line = f"{study.path}:{line}" if line else str(study.path)
             raise UserError(f"{where_line}: cell {cell.cell_id}: {e}") from None
 
 
@@ -379,13 +383,14 @@ def load_study(path: str | os.PathLike, validate_methods: bool = True) -> Study:
 # Evaluation of one trained cell.
 
 def _frechet(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import linalg
-
+    """Frechet distance of two Gaussians fitted to feature sets; tr sqrt(S1 S2) from the
+    eigenvalues of the symmetric sqrt(S1) S2 sqrt(S1) (stable, no complex round-off)."""
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = np.real(covmean)
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
 def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int = 0) -> dict:

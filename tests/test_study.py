@@ -1,0 +1,177 @@
+"""The study runner: bad input names the file's line, resume skips finished cells and continues a
+killed one from its snapshot, and the table and plot files are written."""
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from semistylegan import study as S
+from semistylegan.cli import main
+from semistylegan.errors import UserError
+
+STUDY = textwrap.dedent("""\
+    name = "test"
+    preset = "tiny"
+    kimg = 0.032
+    seeds = [0, 1]
+
+    [metrics]
+    samples = 200
+    factor_train = 10
+    factor_eval = 10
+    factor_variance = 200
+    gen_samples = 200
+    oracle_steps = 10
+    fid_samples = 100
+    gen = false
+    fid = false
+
+    [[grid]]
+    methods = ["encoder-mixup"]
+    eta = [0.01, 0.05]
+
+    [[grid]]
+    methods = ["beta-vae"]
+    seeds = [0]
+    set = {vae_beta = 2}
+    """)
+
+
+def _write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _attempts(out, cell):
+    return (S.cell_dir(out, cell) / "attempts.jsonl").read_text().splitlines()
+
+
+def test_grid_expansion(tmp_path):
+    st = S.load_study(_write(tmp_path, STUDY))
+    ids = [c.cell_id for c in st.cells]
+    assert ids == ["encoder-mixup-eta0.01-s0", "encoder-mixup-eta0.01-s1", "encoder-mixup-eta0.05-s0",
+                   "encoder-mixup-eta0.05-s1", "beta-vae-s0"]
+    vae = st.cells[-1]
+    cfg = vae.config(st.top)
+    assert cfg.method == "beta-vae" and cfg.labeled_fraction == 0 and cfg.extra == {"vae_beta": 2}
+    assert cfg.kimg == pytest.approx(0.032) and cfg.resolution == 16
+    # eta does not multiply unsupervised methods; gamma does not multiply non-StyleGAN methods
+    st2 = S.load_study(_write(tmp_path, STUDY.replace('methods = ["beta-vae"]', 'methods = ["beta-vae", "info"]\ngamma = [1, 10]'), "t.toml"))
+    assert [c.cell_id for c in st2.cells][4:] == ["beta-vae-s0", "info-g1-s0", "info-g10-s0"]
+    assert S.partition(st.cells, 2, 1) == [st.cells[1], st.cells[3]]
+
+
+@pytest.mark.parametrize("old,new,line,words", [
+    ('methods = ["beta-vae"]', 'methods = ["beta-vea"]', 22, "unknown method 'beta-vea'"),
+    ('eta = [0.01, 0.05]', 'eta = [0.01, 5]', 19, "eta must be in"),
+    ('seeds = [0]', 'seedz = [0]', 23, "unknown key 'seedz'"),
+    ('samples = 200', 'samples = "many"', 7, "metrics.samples must be an integer"),
+    ('preset = "tiny"', 'preset = "huge"', 2, "unknown preset 'huge'"),
+    ('set = {vae_beta = 2}', 'set = {vae_gamma = 2}', 24, "unknown option(s) vae_gamma"),
+    ('set = {vae_beta = 2}', 'options = {alpah = 0}', 24, "unknown option 'alpah'"),
+    ('kimg = 0.032', 'kimg = 0.032 0.1', 3, "not valid TOML"),
+])
+def test_bad_input_names_the_line(tmp_path, old, new, line, words):
+    text = STUDY.replace(old, new)
+    assert text != STUDY
+    p = _write(tmp_path, text)
+    with pytest.raises(UserError) as e:
+        S.load_study(p)
+    msg = str(e.value)
+    assert "\n" not in msg and words in msg
+    assert f"{p}:{line}" in msg, msg
+
+
+def test_cli_bad_file_is_one_line(tmp_path, capsys):
+    p = _write(tmp_path, STUDY.replace('"encoder-mixup"', '"encoder-mixop"'))
+    assert main(["study", str(p), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{p}:18" in err
+    assert main(["study", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_resume_table_and_plots(tmp_path, capsys):
+    p = _write(tmp_path, STUDY)
+    st = S.load_study(p)
+    out = tmp_path / "out"
+    # a study killed after its first cell
+    rows = S.run_study(st, out, max_cells=1, log=lambda *a: None)
+    assert len(rows) == 1 and rows[0]["status"] == "done"
+    first = st.cells[0]
+    result1 = S.cell_dir(out, first) / "result.json"
+    mtime = result1.stat().st_mtime_ns
+    # ... and killed inside the second cell, after a snapshot at 0.016 kimg
+    second = st.cells[1]
+    S.cell_dir(out, second).mkdir(parents=True)
+    trainer = S._study_trainer_class()(second.config(st.top), S.cell_dir(out, second), progress=False)
+    trainer.train_one_step()
+    trainer.save_snapshot()
+    assert trainer.cur_nimg == 16
+    # the rerun: the finished cell is not touched, the killed one resumes from its snapshot
+    assert main(["study", str(p), "--out", str(out)]) == 0
+    assert result1.stat().st_mtime_ns == mtime and len(_attempts(out, first)) == 1
+    att = [json.loads(a) for a in _attempts(out, second)]
+    assert len(att) == 1 and att[0]["resumed_from_kimg"] == pytest.approx(0.016)
+    results = [S.cell_result(out, c) for c in st.cells]
+    assert all(r["status"] == "done" for r in results)
+    assert results[1]["kimg"] == pytest.approx(0.032)
+    vae = results[-1]
+    assert "mig" in vae and "l2" not in vae and "mig_gen" not in vae   # unidentified latents: no L2
+    assert "l2" in results[0] and "mig_gen" not in results[0]          # no generator
+    # a third run trains nothing
+    assert main(["study", str(p), "--out", str(out)]) == 0
+    assert all(len(_attempts(out, c)) == 1 for c in st.cells)
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + len(st.cells)
+    md = (out / "results.md").read_text()
+    assert "| Encoder-only with MixUp (eta = 1%) | 2 |" in md and "| beta-VAE | 1 |" in md
+    assert " +- " in md and "5 of 5 cells finished" in md
+    assert (out / "fig_eta.png").stat().st_size > 1000
+    assert not (out / "fig_realism.png").exists()   # no realism metric in this study
+    dry = capsys.readouterr()
+    assert main(["study", str(p), "--out", str(out), "--dry-run"]) == 0
+    assert '"finished": 5' in capsys.readouterr().out
+
+
+def test_generator_metrics_and_realism_plot(tmp_path):
+    text = textwrap.dedent("""\
+        preset = "tiny"
+        kimg = 0.016
+        [metrics]
+        samples = 200
+        factor_train = 10
+        factor_eval = 10
+        factor_variance = 200
+        gen_samples = 200
+        oracle_steps = 10
+        fid_samples = 100
+        [[grid]]
+        label = "without smoothness term"
+        methods = ["semi"]
+        eta = [0.05]
+        gamma = [10]
+        options = {alpha = 0}
+        """)
+    st = S.load_study(_write(tmp_path, text))
+    assert st.cells[0].config(st.top).alpha == 0
+    out = tmp_path / "out"
+    rows = S.run_study(st, out, log=lambda *a: None)
+    r = rows[0]
+    for m in ("mig", "factor_score", "l2", "mig_gen", "l2_gen", "ofid"):
+        assert m in r and r[m] == r[m], m
+    assert 0 <= r["mig_gen"] <= 1 and r["l2_gen"] >= 0 and r["ofid"] >= 0
+    assert (out / "fig_realism.png").stat().st_size > 1000 and (out / "fig_eta.png").exists()
+    assert "| without smoothness term | 1 |" in (out / "results.md").read_text()
+
+
+def test_frechet_distance():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3))
+    assert S._frechet(a, a) == pytest.approx(0, abs=1e-8)
+    b = rng.standard_normal((4000, 3)) * 2 + 1
+    # N(0, I) vs N(1, 4I): |mu|^2 + tr(I + 4I - 2 * 2I) = 3 + 3
+    assert S._frechet(a, b) == pytest.approx(6.0, rel=0.05)
