@@ -13,6 +13,7 @@ Study file (TOML). Top level (all optional except at least one [[grid]]):
     [metrics]   samples, factor_train, factor_eval, factor_variance, gen_samples, oracle_steps,
                 fid_samples, gen (true/false), fid (true/false)
     [methods.NAME]   per-method defaults: preset, kimg, set = {option = value}, options = {field = value}
+    data_path           the dataset's files (for datasets that are not procedural)
     [[grid]]   one block of cells: label, methods = [...], and optionally eta, gamma, seeds,
                preset, kimg, set, options (TrainConfig fields, e.g. alpha = 0 or gamma_E = 10)
 Cells: methods x eta x gamma x seeds of each block. eta applies to methods that use labels
@@ -69,8 +70,8 @@ METRIC_COLUMNS = ("factor_score", "mig", "l2", "mig_gen", "l2_gen", "ofid")
 METRIC_TITLES = {"factor_score": "Factor score", "mig": "MIG", "l2": "L2", "mig_gen": "MIG-gen", "l2_gen": "L2-gen",
                  "ofid": "oracle FID"}
 
-_TOP_KEYS = {"name", "description", "budget", "preset", "kimg", "dataset", "resolution", "seeds", "eta", "gamma",
-             "metrics", "methods", "grid", "table"}
+_TOP_KEYS = {"name", "description", "budget", "preset", "kimg", "dataset", "data_path", "resolution", "seeds", "eta",
+             "gamma", "metrics", "methods", "grid"}
 _GRID_KEYS = {"label", "methods", "eta", "gamma", "seeds", "preset", "kimg", "set", "options"}
 _METHOD_KEYS = {"preset", "kimg", "set", "options"}
 _METRIC_DEFAULTS = {"samples": 10000, "factor_train": 10000, "factor_eval": 5000, "factor_variance": 10000,
@@ -118,7 +119,7 @@ class Cell:
         overrides = {"method": self.method, "labeled_fraction": self.eta, "seed": self.seed, "kimg": self.kimg}
         if self.gamma is not None:
             overrides["gamma"] = self.gamma
-        for key in ("dataset", "resolution"):
+        for key in ("dataset", "data_path", "resolution"):
             if top.get(key) is not None:
                 overrides[key] = top[key]
         overrides.update(self.options)
@@ -262,7 +263,7 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
     for key in ("name", "description", "budget"):
         if key in data and not isinstance(data[key], str):
             raise check.fail(f"'{key}' must be a string", key)
-    for key in ("dataset",):
+    for key in ("dataset", "data_path"):
         if key in data and not isinstance(data[key], str):
             raise check.fail(f"'{key}' must be a string", key)
     if "resolution" in data:
@@ -345,7 +346,7 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
     for i, c in enumerate(ordered):
         c.index = i
 
-    top = {k: data.get(k) for k in ("dataset", "resolution")}
+    top = {k: data.get(k) for k in ("dataset", "data_path", "resolution")}
     study = Study(path, data.get("name", path.stem), data.get("description", ""), data.get("budget", ""), top,
                   metrics, ordered)
     _validate_configs(study, check, validate_methods)
@@ -365,8 +366,12 @@ def _validate_configs(study: Study, check: _Checker, validate_methods: bool):
                 if key not in infos:
                     from semistylegan.data import make_dataset
 
-                    infos[key] = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path).info()
-                build_method(cfg, infos[key])
+                    try:
+                        infos[key] = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path).info()
+                    except UserError:
+                        infos[key] = None   # data not here (yet): the run will say so; configs are still checked
+                if infos[key] is not None:
+                    build_method(cfg, infos[key])
         except UserError as e:
             line = cell.set_line if cell.set_line and "option" in str(e) else cell.line
             where_line = f"{study.path}:{line}" if line else str(study.path)

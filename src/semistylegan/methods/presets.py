@@ -17,6 +17,8 @@ first --set).
   encoder64      Encoder-only / Encoder-only with MixUp with Semi-StyleGAN's dsprites64 encoder
                  widths: batch = labelled batch 64, lr 1e-3, 2,000 kimg of labelled images.
   encoder-cpu32  Semi-StyleGAN's dsprites-cpu32 encoder widths, batch 32, lr 2e-3, 100 kimg.
+  encoder-quick32 Semi-StyleGAN's dsprites-quick encoder widths (the CPU study compares the two
+                 at equal architecture and equal steps).
 """
 from __future__ import annotations
 
@@ -38,10 +40,13 @@ PRESETS: dict[str, dict] = {
                       labeled_batch=64, lr=1e-3, kimg=2000.0, **_BOOKKEEPING_GPU),
     "encoder-cpu32": dict(dataset="dsprites", resolution=32, channel_base=2048, channel_max=64, batch=32,
                           labeled_batch=32, lr=2e-3, kimg=100.0, **_BOOKKEEPING_CPU),
+    "encoder-quick32": dict(dataset="dsprites", resolution=32, z_dim=16, w_dim=64, mapping_layers=3, channel_base=1024,
+                            channel_max=64, batch=32, labeled_batch=32, lr=2e-3, kimg=40.0, **_BOOKKEEPING_CPU),
 }
 # Same sizes on 3DShapes (CPU study) and at the paper resolutions of the ablation datasets.
-for _name in ("vae-cpu32", "infogancr-cpu32", "encoder-cpu32"):
-    PRESETS[_name.replace("-cpu32", "-shapes3d-cpu32")] = dict(PRESETS[_name], dataset="shapes3d")
+for _name in ("vae-cpu32", "infogancr-cpu32", "encoder-cpu32", "encoder-quick32"):
+    _prefix, _size = _name.rsplit("-", 1)
+    PRESETS[f"{_prefix}-shapes3d-{_size}"] = dict(PRESETS[_name], dataset="shapes3d")
 for _ds, _res in (("isaac3d", 128), ("falcor3d", 128)):
     PRESETS[f"encoder-{_ds}{_res}"] = dict(dataset=_ds, resolution=_res, channel_base=32768, channel_max=512,
                                            batch=32, labeled_batch=32, lr=1.5e-3, kimg=2000.0, **_BOOKKEEPING_GPU)
