@@ -84,7 +84,7 @@ def decode_image(data: bytes, resolution: int, channels: int, name: str = "image
     if channels not in (1, 3):
         # Other channel counts: repeat or average the grey/RGB planes.
         arr = np.repeat(arr.mean(axis=2, keepdims=True).round().astype(np.uint8), channels, axis=2)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    return np.array(arr.transpose(2, 0, 1), dtype=np.uint8, order="C", copy=True)  # writable
 
 
 def _first_line(e: Exception) -> str:

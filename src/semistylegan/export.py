@@ -91,6 +91,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, batch: in
     with torch.no_grad(), warnings.catch_warnings():
         # Shape checks become constants of the trace: the image size is fixed at R x R.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.9 deprecates jit.trace; it still works
         traced_g = torch.jit.trace(gen, args, check_trace=False)
         traced_e = torch.jit.trace(enc, (ex_img,), check_trace=False)
     traced_g.save(str(out / "generator.pt"))

@@ -267,7 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
         limit = MAX_JSON_BYTES if routes[path] == "json" else self.app.max_upload_bytes
         if n > limit:
             # Refused without reading the body; the connection is closed.
-            return self._error(413, f"request too large ({n} bytes; at most {limit})", close=True)
+            what = "upload" if routes[path] == "raw" else "request"
+            return self._error(413, f"{what} too large ({n} bytes; at most {limit})", close=True)
         try:
             data = self.rfile.read(n)
         except OSError:
