@@ -103,3 +103,20 @@ def test_readme_quick_command_runs(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "traversal grid" in out.stdout and (tmp_path / "quick" / "traversal.png").is_file()
+
+
+def test_evaluate_writes_metrics_json(tiny_run, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(tiny_run), "--out", str(out), "--samples", "300", "--oracle-steps", "30",
+                 "--skip", "dci,beta_vae,factor_vae"]) == 0
+    report = json.loads(out.read_text())
+    assert 0.0 <= report["encoder"]["mig"]["discrete_mig"] <= 1.0
+    assert report["encoder"]["l2"]["l2"] > 0
+    assert "mig_gen" in report["generator"] and report["generator"]["l2_gen"] > 0
+    assert report["run"]["method"] == "semi"
+    printed = capsys.readouterr().out
+    assert "MIG (encoder)" in printed and "MIG-gen (oracle)" in printed
+    assert main(["evaluate", str(tiny_run), "--skip", "nonsense"]) == 2
+    assert "unknown parts" in capsys.readouterr().err

@@ -75,6 +75,20 @@ class SemiStyleGAN(Method):
         c_mix = lam[:, None] * batch.labeled_codes + (1.0 - lam[:, None]) * fake_codes
         return x_mix, c_mix
 
+    def _mix_partners(self, ctx: StepContext, batch: Batch, G, fake: torch.Tensor, codes: torch.Tensor):
+        """Generated partners x' = G(c', z) for the MixUp pairs. When the labelled batch is no
+        larger than the batch, the step's own fakes are reused (their first L), which saves a
+        generator pass; otherwise more are generated. (Two ranks then pair labelled images with
+        other fakes than one process would: equivalent in distribution, bit-equal only when
+        labeled_batch == batch.)"""
+        n = batch.labeled.shape[0]
+        if batch.global_labeled_batch <= batch.global_batch:
+            return fake[:n], codes[:n]
+        mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())
+        with torch.set_grad_enabled(grad):
+            return ctx.image(G(mix_codes, mix_z)), mix_codes
+
     def _need_labels(self) -> bool:
         return self.w["beta"] > 0 or self.w["alpha"] > 0
 
@@ -86,8 +100,6 @@ class SemiStyleGAN(Method):
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         codes, z = self._draw_fakes(ctx, batch.global_batch)
         use_labels = self._need_labels() and batch.labeled is not None
-        if use_labels and w["alpha"] > 0:
-            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
         with ctx.autocast():
             with torch.no_grad():
                 fake = ctx.image(G(codes, z))
@@ -101,8 +113,7 @@ class SemiStyleGAN(Method):
                 pred = D.encode(ctx.image(batch.labeled))
                 terms["sup"] = (w["beta"], l2_norm_loss(pred, batch.labeled_codes, batch.labeled_mask))
             if use_labels and w["alpha"] > 0:
-                with torch.no_grad():
-                    mix_fake = G(mix_codes, mix_z)
+                mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
                 x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
                 terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, batch.labeled_mask))
         if do_r1:
@@ -118,8 +129,6 @@ class SemiStyleGAN(Method):
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         codes, z = self._draw_fakes(ctx, batch.global_batch)
         use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
-        if use_sr:
-            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
         with ctx.autocast():
             fake = ctx.image(G(codes, z, update_w_avg=True))
             logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
@@ -127,7 +136,8 @@ class SemiStyleGAN(Method):
             if w["gamma_G"] > 0:
                 terms["unsup"] = (w["gamma_G"], l2_norm_loss(pred, codes))
             if use_sr:
-                x_mix, c_mix = self._mixup(ctx, batch, G(mix_codes, mix_z), mix_codes)
+                mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
+                x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
                 terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, batch.labeled_mask))
         return terms
 
