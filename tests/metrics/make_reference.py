@@ -11,7 +11,8 @@ Inputs are not stored, only their recipes: the synthetic grid of
 factor classes from `synthetic.fixed_split` (RandomState(0): 10,000 train then 5,000 test).
 Fixed-data metrics run dlib's `_compute_*` functions on those arrays (transposed to dlib's
 (dims, N) layout); sampled metrics run dlib's `compute_*` on `SyntheticCodeGrid` with
-RandomState(seed). DCI is computed twice: with dlib as is (GradientBoostingClassifier with
+RandomState(seed). DCI uses a smaller grid (factor sizes DCI_SIZES, its own
+`fixed_split(400, 200, DCI_SIZES)`) to keep the tests fast, and is computed twice: with dlib as is (GradientBoostingClassifier with
 random_state=None, so it varies by ~1e-3) and with its classifier seeded (random_state=0),
 which must match `semistylegan.metrics.dci(..., seed=0)` to float precision.
 """
@@ -44,7 +45,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_vector
 # Sizes, kept small enough for the tests to recompute every entry in seconds.
 MIG_N = 10000          # fixed MIG: all 10,000 training rows
 SAP_N = (3000, 1500)   # SAP / modularity-explicitness: first rows of train / test
-DCI_N = (600, 300)
+DCI_N = (400, 200)
+DCI_SIZES = (3, 6, 8, 5, 5)  # DCI: a smaller grid (fewer classes -> fewer trees), own split
 FVAE = dict(batch_size=64, num_train=1000, num_eval=500, num_variance_estimate=2000)
 FVAE_FULL = dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000)
 BVAE = dict(batch_size=16, num_train=600, num_eval=300)
@@ -71,8 +73,34 @@ def floats(d):
     return {k: (int(v) if isinstance(v, (int, np.integer)) else float(v)) for k, v in d.items()}
 
 
+def dci_entries(case):
+    a, b = DCI_N
+    ytr, yte = synthetic.fixed_split(a, b, DCI_SIZES)
+    rep = synthetic.representation(case, DCI_SIZES)
+    mtr, mte = rep(ytr), rep(yte)
+    out = {"dci_dlib": floats(d_dci._compute_dci(mtr.T, ytr.T, mte.T, yte.T))}
+    original = d_dci.ensemble.GradientBoostingClassifier
+    d_dci.ensemble.GradientBoostingClassifier = lambda: original(random_state=0)
+    try:
+        out["dci_dlib_seeded0"] = floats(d_dci._compute_dci(mtr.T, ytr.T, mte.T, yte.T))
+    finally:
+        d_dci.ensemble.GradientBoostingClassifier = original
+    return out
+
+
 def main():
     warnings.filterwarnings("ignore")
+    if sys.argv[1:] == ["--only-dci"]:  # refresh only the DCI entries of an existing file
+        with open(OUT) as f:
+            ref = json.load(f)
+        ref["sizes"]["dci_n"], ref["sizes"]["dci_sizes"] = DCI_N, DCI_SIZES
+        for case in synthetic.CASES:
+            ref["cases"][case].update(dci_entries(case))
+            print(case, ref["cases"][case]["dci_dlib_seeded0"], flush=True)
+        with open(OUT + ".tmp", "w") as f:
+            json.dump(ref, f, indent=1, sort_keys=True)
+        os.replace(OUT + ".tmp", OUT)
+        return
     dlib_shim.bind_study_defaults()
     ytr, yte = synthetic.fixed_split()
     dataset = synthetic.SyntheticCodeGrid()
@@ -85,7 +113,7 @@ def main():
             "scipy": __import__("scipy").__version__,
             "python": platform.python_version(),
         },
-        "sizes": {"mig_n": MIG_N, "sap_n": SAP_N, "dci_n": DCI_N, "factor_vae": FVAE, "factor_vae_full": FVAE_FULL,
+        "sizes": {"mig_n": MIG_N, "sap_n": SAP_N, "dci_n": DCI_N, "dci_sizes": DCI_SIZES, "factor_vae": FVAE, "factor_vae_full": FVAE_FULL,
                   "beta_vae": BVAE, "sampled_mig": SAMPLED_MIG},
         "cases": {},
     }
@@ -103,14 +131,7 @@ def main():
             entry["modularity_explicitness"] = dlib_modularity_explicitness(mtr[:a].T, ytr[:a].T, mte[:b].T, yte[:b].T)
         except ValueError as e:  # constant dims: dlib divides by a zero std
             entry["modularity_explicitness"] = {"error": str(e).splitlines()[0]}
-        a, b = DCI_N
-        entry["dci_dlib"] = floats(d_dci._compute_dci(mtr[:a].T, ytr[:a].T, mte[:b].T, yte[:b].T))
-        original = d_dci.ensemble.GradientBoostingClassifier
-        d_dci.ensemble.GradientBoostingClassifier = lambda: original(random_state=0)
-        try:
-            entry["dci_dlib_seeded0"] = floats(d_dci._compute_dci(mtr[:a].T, ytr[:a].T, mte[:b].T, yte[:b].T))
-        finally:
-            d_dci.ensemble.GradientBoostingClassifier = original
+        entry.update(dci_entries(case))
         entry["mig_sampled"] = floats(d_mig.compute_mig(dataset, rep, np.random.RandomState(0), **SAMPLED_MIG))
         with np.errstate(all="ignore"):
             for thr in (0.05, 0.0):
