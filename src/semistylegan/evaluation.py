@@ -107,7 +107,9 @@ def quick_encoder_metrics(method: Method, nets: dict, dataset: ImageDataset, num
             out.update({"mig": float(metrics.mig(codes[known], classes[known])["discrete_mig"])})
         except ValueError as e:  # e.g. a collapsed code early in training
             out["mig_error"] = str(e)
-    mask = ~np.isnan(true)
-    err = np.where(mask, codes - np.nan_to_num(true), 0.0)
-    out["l2"] = float(np.sqrt((err**2).sum(axis=1)).mean())
+    # L2 compares code k with factor k: only for codes identified with the factors.
+    if codes.shape[1] == true.shape[1] and getattr(method, "identified_codes", True):
+        mask = ~np.isnan(true)
+        err = np.where(mask, codes - np.nan_to_num(true), 0.0)
+        out["l2"] = float(np.sqrt((err**2).sum(axis=1)).mean())
     return out

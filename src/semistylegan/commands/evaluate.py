@@ -65,9 +65,9 @@ def run(args) -> int:
     dataset = run_.dataset()
     method = run_.method
     encode = encoder_fn(method, run_.nets, run_.device) if method.has_encoder else None
-    # MIG-gen/L2-gen feed dataset-shaped codes to G: only for generators conditioned on the K factors.
-    code_dim = getattr(method, "code_dim", method.num_factors)
-    generate = generator_fn(method, run_.nets, run_.device) if method.has_generator and code_dim == method.num_factors else None
+    # MIG-gen/L2-gen feed factor codes to G: only for generators conditioned on the K factors.
+    conditional = method.has_generator and getattr(method, "conditional_generator", False)
+    generate = generator_fn(method, run_.nets, run_.device) if conditional else None
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
     if dataset.is_grid:
         try:
@@ -93,6 +93,13 @@ def run(args) -> int:
                 enc["mig"] = metrics.mig(codes[known], classes[known])
             report["encoder"] = enc
         report["note"] = "dataset has no full factor grid: sampled metrics (Factor score, BetaVAE) and generator metrics are not defined"
+    if not getattr(method, "identified_codes", True):
+        # Unidentified codes (Info-StyleGAN, VAEs): code k is not factor k, so L2-type numbers
+        # are meaningless; MIG, Factor score and MIG-gen are permutation-invariant and stay.
+        report.get("encoder", {}).pop("l2", None)
+        report.get("generator", {}).pop("l2_gen", None)
+        report.get("generator", {}).pop("l2_gen_std", None)
+        report["note_codes"] = "codes are not identified with factors: L2 and L2-gen are not reported"
     report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,
                      "method": run_.cfg.method, "labeled_fraction": run_.cfg.labeled_fraction, "gamma": run_.cfg.gamma}
     write_metrics_json(out, report)

@@ -30,6 +30,8 @@ __all__ = ["SemiStyleGAN"]
 
 class SemiStyleGAN(Method):
     ema_networks = ("G",)
+    # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
+    conditional_generator = True
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
@@ -37,6 +39,8 @@ class SemiStyleGAN(Method):
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
         self.uses_labels = self._need_labels()
+        # Info-StyleGAN's codes are not identified with the factors (no L2 / L2-gen).
+        self.identified_codes = cfg.method != "info"
 
     # ------------------------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
