@@ -66,9 +66,12 @@ def generator_metrics(generate: Generate, factor_space: FactorSpace, oracle, num
         classes = factor_space.sample_classes(int(num_samples), rs)
         codes = factor_space.classes_to_code(classes)
         chunks = generate_images(generate, codes, seed=int(seed) * 1000 + r, batch_size=batch_size)
-        readings = np.concatenate([oracle.encode(c) for c in chunks], axis=0)
         if return_features and r == 0:
-            features = np.concatenate([oracle.features(c) for c in chunks], axis=0)
+            pairs = [oracle.encode_and_features(c) for c in chunks]
+            readings = np.concatenate([p[0] for p in pairs], axis=0)
+            features = np.concatenate([p[1] for p in pairs], axis=0)
+        else:
+            readings = np.concatenate([oracle.encode(c) for c in chunks], axis=0)
         if len(varied) >= 1 and factor_space.num_factors >= 2:
             per = mig_per_factor(readings, classes[:, varied])
             # a factor whose sampled classes happen to be single-valued cannot occur for n >= 2 draws

@@ -67,7 +67,8 @@ class OracleNet(nn.Module):
 class Oracle:
     """A trained oracle: `encode(images) -> codes`, `features(images) -> penultimate features`."""
 
-    def __init__(self, net: OracleNet, factor_space: FactorSpace, meta: dict):
+    def __init__(self, net: OracleNet, factor_space: FactorSpace, meta: dict, num_threads: int | None = None):
+        self.num_threads = num_threads  # torch threads while reading images (None: torch's setting)
         self.net = net.eval()
         self.factor_space = factor_space
         self.meta = meta
@@ -87,23 +88,20 @@ class Oracle:
         return images
 
     @torch.inference_mode()
-    def _run(self, images, what: str, batch_size: int = 1024) -> np.ndarray:
+    def _run(self, images, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         images = self._check(images)
-        outs = []
-        for s in range(0, len(images), batch_size):
-            x = images_to_tensor(images[s : s + batch_size])
-            if what == "features":
-                outs.append(self.net.features(x).numpy())
-            else:
-                outs.append(np.stack([head.argmax(1).numpy() for head in self.net(x)], axis=1))
-        if not outs:
-            width = FEATURE_DIM if what == "features" else self.factor_space.num_factors
-            return np.zeros((0, width), dtype=np.float32 if what == "features" else np.int64)
-        return np.concatenate(outs, axis=0)
+        classes = [np.zeros((0, self.factor_space.num_factors), dtype=np.int64)]
+        feats = [np.zeros((0, self.net.hidden[0].out_features), dtype=np.float32)]
+        with _threads(self.num_threads):
+            for s in range(0, len(images), batch_size):
+                h = self.net.features(images_to_tensor(images[s : s + batch_size]))
+                feats.append(h.numpy())
+                classes.append(np.stack([head(h).argmax(1).numpy() for head in self.net.heads], axis=1).astype(np.int64))
+        return np.concatenate(classes, axis=0), np.concatenate(feats, axis=0)
 
     def predict_classes(self, images, batch_size: int = 1024) -> np.ndarray:
         """int64 (N, K) arg-max class of each factor."""
-        return self._run(images, "classes", batch_size).astype(np.int64)
+        return self._run(images, batch_size)[0]
 
     def encode(self, images, batch_size: int = 1024) -> np.ndarray:
         """float32 (N, K) codes in [0, 1] (the code of the arg-max class of each factor)."""
@@ -111,7 +109,12 @@ class Oracle:
 
     def features(self, images, batch_size: int = 1024) -> np.ndarray:
         """float32 (N, 256) penultimate features (for the oracle FID)."""
-        return self._run(images, "features", batch_size).astype(np.float32)
+        return self._run(images, batch_size)[1]
+
+    def encode_and_features(self, images, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Both readings of one forward pass: codes (N, K) and features (N, 256)."""
+        classes, feats = self._run(images, batch_size)
+        return self.factor_space.classes_to_code(classes), feats
 
     def state(self) -> dict:
         return {"state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()}, "meta": self.meta}

@@ -161,8 +161,8 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         raise ValueError(f"unknown parts to skip: {sorted(unknown)}; choose among {', '.join(ALL_PARTS)}")
     parts = tuple(p for p in ALL_PARTS if p not in set(skip))
     timings: dict = {}
-    report: dict = {"dataset": {"name": str(dataset.name), "resolution": int(dataset.resolution),
-                                "channels": int(dataset.channels), "factors": list(dataset.factor_space.names)},
+    report: dict = {"dataset": {"name": str(getattr(dataset, "name", "")), "resolution": getattr(dataset, "resolution", None),
+                                "channels": getattr(dataset, "channels", None), "factors": list(dataset.factor_space.names)},
                     "seed": int(seed), "num_samples": int(num_samples)}
     start = time.time()
     if encode is not None:
