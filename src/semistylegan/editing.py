@@ -177,6 +177,7 @@ class Editor:
             "channels": self.channels,
             "z_dim": self.z_dim,
             "needs_image": self.fine,
+            "coarse_resolution": int(self.method.input_res) if self.fine else None,
             "factors": [{"name": n, "min": 0.0, "max": 1.0, "values": size_of[n]} for n in self.names],
         }
 

@@ -132,7 +132,7 @@ async function upload(file) {
     $("reset-codes").disabled = false;
     $("clear-image").disabled = false;
     $("image-note").textContent = state.info.needs_image
-      ? "The image's 16x16-style downsample keeps the coarse content; the sliders set the fine factors."
+      ? `The image's ${state.info.coarse_resolution}x${state.info.coarse_resolution} downsample keeps the coarse content; the sliders set the fine factors.`
       : "The sliders start at the codes the encoder read from the image; the generator redraws it from them.";
     clearError();
     await render();
