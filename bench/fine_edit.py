@@ -144,6 +144,17 @@ def cmd_eval(args) -> int:
         else:
             row["kept_when_fine_factor_edited"] = err(o_edit, true_cls, k)
         report["factors"][names[k]] = row
+    # the model's own encoder on its edits (what L_unsup trains), and chance levels from the data
+    e_edit = editor.encode(edited)
+    e_recon = editor.encode(recon)
+    perm = np.random.RandomState(args.seed + 1).permutation(len(idx))
+    for j, k in enumerate(fine):
+        sel = which == k
+        row = report["factors"][names[k]]
+        row["E_fine_on_edit_vs_request"] = float(np.mean(np.abs(e_edit[sel, j] - target[sel])))
+        row["E_fine_on_reconstruction_vs_read"] = float(np.mean(np.abs(e_recon[:, j] - read[:, j])))
+    for k in range(len(names)):
+        report["factors"][names[k]]["chance_random_image"] = err(true_cls[perm], true_cls, k)
     summary = {
         "edited_factor_abs_err": float(np.mean([report["factors"][names[k]]["edited_this_factor"][0] for k in fine])),
         "edited_factor_exact": float(np.mean([report["factors"][names[k]]["edited_this_factor"][1] for k in fine])),
@@ -152,6 +163,8 @@ def cmd_eval(args) -> int:
         "other_fine_kept_abs_err": float(np.mean([report["factors"][names[k]]["kept_when_other_factor_edited"][0] for k in fine])),
         "oracle_on_real_abs_err": float(np.mean([report["factors"][names[k]]["oracle_on_real"][0] for k in range(len(names))])),
         "chance_abs_err_10_values": float(np.mean(np.abs(np.arange(10)[:, None] - np.arange(10)[None, :])) / 9),
+        "coarse_chance_abs_err": float(np.mean([report["factors"][names[k]]["chance_random_image"][0] for k in coarse])),
+        "E_fine_on_edit_vs_request": float(np.mean([report["factors"][names[k]]["E_fine_on_edit_vs_request"] for k in fine])),
     }
     report["summary"] = summary
     out = Path(args.run) / "edit_eval.json"
