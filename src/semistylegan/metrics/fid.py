@@ -17,6 +17,7 @@ over random subsets. Precision/recall: Kynkaanniemi et al. 2019 with k = 3 neare
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"statistics of different dimensions: {mu1.shape} vs {mu2.shape}")
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    with warnings.catch_warnings():  # a singular product is handled just below
+        warnings.simplefilter("ignore")
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         # near-singular product: regularise, as pytorch-fid does
         offset = np.eye(sigma1.shape[0]) * eps
@@ -138,8 +141,6 @@ class InceptionFeatures:
     """uint8 images (N, C, H, W) -> (N, 2048) Inception-v3 pool3 features."""
 
     def __init__(self, device: str | torch.device = "cpu"):
-        import warnings
-
         self.device = torch.device(device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
