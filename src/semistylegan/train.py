@@ -186,11 +186,15 @@ class Trainer:
         fs = self.dataset.factor_space
         rs = np.random.RandomState(seed)
         base = fs.classes_to_code(fs.sample_classes(1, rs))[0]
-        codes = torch.from_numpy(traversal_codes(base, steps)).to(self.device)
+        # Only the factors the generator is conditioned on (all, except for Semi-StyleGAN-fine).
+        rows = list(getattr(self.method, "fine_idx", range(fs.num_factors)))
+        codes = traversal_codes(base, steps).reshape(fs.num_factors, steps, -1)[rows].reshape(len(rows) * steps, -1)
+        codes = torch.from_numpy(codes).to(self.device)
         z = torch.from_numpy(rs.standard_normal((1, self.method.z_dim)).astype(np.float32)).to(self.device)
         z = z.expand(len(codes), -1)
         imgs = tensor_to_images(self.method.generate(self.eval_nets, codes, z, truncation_psi))
-        return labeled_grid(imgs, fs.num_factors, steps, row_labels=list(fs.names), scale=max(1, 64 // self.cfg.resolution))
+        return labeled_grid(imgs, len(rows), steps, row_labels=[fs.names[r] for r in rows],
+                            scale=max(1, 64 // self.cfg.resolution))
 
     def write_grid(self, name: str | None = None):
         if not dist.is_main() or not self.method.has_generator:

@@ -61,6 +61,9 @@ def run(args) -> int:
     if args.samples < 100:
         raise UserError(f"--samples must be at least 100, got {args.samples}")
     run_ = load_run(args.run_dir, device=args.device)
+    if run_.cfg.method == "semi-fine":
+        raise UserError("evaluate covers methods that read every factor; measure a semi-fine run with "
+                        "bench/fine_edit.py (oracle error of edited and kept factors)")
     out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent) / "metrics.json"
     dataset = run_.dataset()
     method = run_.method
