@@ -83,14 +83,14 @@ def _sampled_points(stream: utils.FactorStream, num_points: int, batch_size: int
 
 
 def beta_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train: int = 10000,
-                   num_eval: int = 5000, encode_batch_size: int = 4096) -> dict:
+                   num_eval: int = 5000, encode_batch_size: int | None = None) -> dict:
     """dlib's `compute_beta_vae_sklearn` on a ground-truth dataset -> {"train_accuracy", "eval_accuracy"}."""
     if int(batch_size) < 1 or int(num_train) < 2 or int(num_eval) < 1:
         raise ValueError(f"need batch_size >= 1, num_train >= 2, num_eval >= 1; got {batch_size}, {num_train}, {num_eval}")
     batch_size = int(batch_size)
     rs = utils.as_random_state(seed)
     stream = utils.FactorStream(dataset, represent, rs, encode_batch_size)
-    chunk = max(1, stream.encode_batch_size // (2 * batch_size))
+    chunk = max(1, stream.chunk_images // (2 * batch_size))
     train_points, train_labels = _sampled_points(stream, int(num_train), batch_size, chunk)
     if len(np.unique(train_labels)) < 2:
         raise ValueError("the BetaVAE training set drew a single factor; increase num_train")

@@ -81,7 +81,7 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed=0, n_jobs: in
 
 
 def dci_from_dataset(dataset, represent, seed=0, num_train: int = 10000, num_test: int = 5000, batch_size: int = 16,
-                     encode_batch_size: int = 4096, n_jobs: int | None = None, backend: str = "loky") -> dict:
+                     encode_batch_size: int | None = None, n_jobs: int | None = None, backend: str = "loky") -> dict:
     """dlib's `compute_dci`; `seed` (an int) seeds both the sampling stream and the classifiers."""
     stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
     ct, ft = utils.generate_batch_factor_code(stream, num_train, batch_size)

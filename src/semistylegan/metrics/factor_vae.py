@@ -122,7 +122,7 @@ def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int,
 
 def factor_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train: int = 10000,
                      num_eval: int = 5000, num_variance_estimate: int = 10000,
-                     prune_threshold: float = 0.05, encode_batch_size: int = 4096) -> dict:
+                     prune_threshold: float = 0.05, encode_batch_size: int | None = None) -> dict:
     """dlib's `compute_factor_vae` (study defaults) on a ground-truth dataset.
 
     `represent(images) -> codes (N, d)`; `seed` is an int or a RandomState. Same seed and
@@ -142,7 +142,7 @@ def factor_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train
     active = prune_dims(global_var, prune_threshold)
     if not active.any():
         return _zero()
-    chunk = max(1, stream.encode_batch_size // batch_size)
+    chunk = max(1, stream.chunk_images // batch_size)
     train_votes = _sampled_votes(stream, int(num_train), batch_size, global_var, active, chunk)
     eval_votes = _sampled_votes(stream, int(num_eval), batch_size, global_var, active, chunk)
     return _scores(train_votes, eval_votes, int(active.sum()))

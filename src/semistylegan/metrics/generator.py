@@ -39,7 +39,7 @@ def check_images(images, n: int, name: str = "generate(codes, seed)") -> np.ndar
     return images
 
 
-def generate_images(generate: Generate, codes: np.ndarray, seed: int, batch_size: int = 500) -> list[np.ndarray]:
+def generate_images(generate: Generate, codes: np.ndarray, seed: int, batch_size: int = 256) -> list[np.ndarray]:
     """Images for `codes`, in chunks; chunk i is generated with seed `seed * 100003 + i`."""
     chunks = []
     for i, s in enumerate(range(0, len(codes), batch_size)):
@@ -49,7 +49,7 @@ def generate_images(generate: Generate, codes: np.ndarray, seed: int, batch_size
 
 
 def generator_metrics(generate: Generate, factor_space: FactorSpace, oracle, num_samples: int = 10000, repeats: int = 3,
-                      seed: int = 0, batch_size: int = 500, return_features: bool = False) -> dict:
+                      seed: int = 0, batch_size: int = 256, return_features: bool = False) -> dict:
     """{"mig_gen", "mig_gen_std", "l2_gen", "l2_gen_std", per-factor breakdowns, ...}.
 
     With return_features=True the dict also holds "features": the oracle features (N, 256) of

@@ -35,7 +35,7 @@ def l2(codes_pred, codes_true, names: Sequence[str] | None = None) -> dict:
     }
 
 
-def l2_from_dataset(dataset, encode, num_samples: int = 10000, seed: int = 0, batch_size: int = 1024) -> dict:
+def l2_from_dataset(dataset, encode, num_samples: int = 10000, seed: int = 0, batch_size: int = 256) -> dict:
     """L2 of `encode(images) -> codes (N, K)` on `num_samples` labelled images of `dataset`.
 
     Indices are drawn uniformly (with replacement) from the images whose factors are all known,

@@ -83,7 +83,7 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
 
 
 def modularity_explicitness_from_dataset(dataset, represent, seed=0, num_train: int = 10000, num_test: int = 5000,
-                                         batch_size: int = 16, encode_batch_size: int = 4096,
+                                         batch_size: int = 16, encode_batch_size: int | None = None,
                                          n_jobs: int | None = None) -> dict:
     """dlib's `compute_modularity_explicitness` (train set then test set from one RandomState)."""
     stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)

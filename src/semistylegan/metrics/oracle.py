@@ -88,7 +88,7 @@ class Oracle:
         return images
 
     @torch.inference_mode()
-    def _run(self, images, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, images, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         images = self._check(images)
         classes = [np.zeros((0, self.factor_space.num_factors), dtype=np.int64)]
         feats = [np.zeros((0, self.net.hidden[0].out_features), dtype=np.float32)]
@@ -99,19 +99,19 @@ class Oracle:
                 classes.append(np.stack([head(h).argmax(1).numpy() for head in self.net.heads], axis=1).astype(np.int64))
         return np.concatenate(classes, axis=0), np.concatenate(feats, axis=0)
 
-    def predict_classes(self, images, batch_size: int = 1024) -> np.ndarray:
+    def predict_classes(self, images, batch_size: int = 256) -> np.ndarray:
         """int64 (N, K) arg-max class of each factor."""
         return self._run(images, batch_size)[0]
 
-    def encode(self, images, batch_size: int = 1024) -> np.ndarray:
+    def encode(self, images, batch_size: int = 256) -> np.ndarray:
         """float32 (N, K) codes in [0, 1] (the code of the arg-max class of each factor)."""
         return self.factor_space.classes_to_code(self.predict_classes(images, batch_size))
 
-    def features(self, images, batch_size: int = 1024) -> np.ndarray:
+    def features(self, images, batch_size: int = 256) -> np.ndarray:
         """float32 (N, 256) penultimate features (for the oracle FID)."""
         return self._run(images, batch_size)[1]
 
-    def encode_and_features(self, images, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def encode_and_features(self, images, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Both readings of one forward pass: codes (N, K) and features (N, 256)."""
         classes, feats = self._run(images, batch_size)
         return self.factor_space.classes_to_code(classes), feats

@@ -93,7 +93,7 @@ def write_metrics_json(path, metrics: dict) -> Path:
 def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | None = None, seed: int = 0,
                     parts=ALL_PARTS, dci_train: int | None = None, dci_test: int | None = None,
                     factor_vae_options: dict | None = None, beta_vae_options: dict | None = None,
-                    encode_batch_size: int = 2048, timings: dict | None = None) -> dict:
+                    encode_batch_size: int | None = None, timings: dict | None = None) -> dict:
     """The encoder half of evaluate_all (see the module docstring)."""
     timings = {} if timings is None else timings
     num_test = int(num_test) if num_test is not None else max(2, int(num_samples) // 2)
@@ -151,7 +151,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
                  factor_vae_options: dict | None = None, beta_vae_options: dict | None = None,
                  repeats: int = REPORT_DEFAULTS["repeats"], inception: bool = False,
                  inception_samples: int = REPORT_DEFAULTS["inception_samples"], oracle_options: dict | None = None,
-                 encode_batch_size: int = 2048, verbose: bool = False) -> dict:
+                 encode_batch_size: int | None = None, verbose: bool = False) -> dict:
     """Every applicable metric as a JSON-ready dict.
 
     dataset: a GroundTruthDataset (dlib's sampling interface + factor_space).
@@ -196,8 +196,8 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
             t = time.time()
             rs = np.random.RandomState(seed + 12345)
             real_idx = rs.randint(len(dataset), size=int(num_samples))
-            real_features = np.concatenate([oracle.features(dataset.images(real_idx[s : s + 2048]))
-                                            for s in range(0, len(real_idx), 2048)], axis=0)
+            real_features = np.concatenate([oracle.features(dataset.images(real_idx[s : s + 256]))
+                                            for s in range(0, len(real_idx), 256)], axis=0)
             quality = {"fid_oracle": fid_from_features(real_features, fake_features)}
             kid = kid_from_features(real_features, fake_features, num_subsets=REPORT_DEFAULTS["kid_subsets"],
                                     subset_size=min(1000, int(num_samples)), seed=seed)

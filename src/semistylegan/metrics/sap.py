@@ -66,7 +66,7 @@ def sap(codes_train, factors_train, codes_test, factors_test, continuous: bool =
 
 
 def sap_from_dataset(dataset, represent, seed=0, num_train: int = 10000, num_test: int = 5000, batch_size: int = 16,
-                     continuous: bool = False, encode_batch_size: int = 4096, n_jobs: int | None = None) -> dict:
+                     continuous: bool = False, encode_batch_size: int | None = None, n_jobs: int | None = None) -> dict:
     """dlib's `compute_sap` (train set then test set from one RandomState)."""
     stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
     ct, ft = utils.generate_batch_factor_code(stream, num_train, batch_size)
