@@ -89,6 +89,12 @@ def factor_vae_score_from_codes(variance_codes, train_groups, train_factor_index
     return _scores(train_votes, eval_votes, int(active.sum()))
 
 
+def _finite(codes: np.ndarray) -> np.ndarray:
+    if not np.isfinite(codes).all():
+        raise ValueError("the representation function returned non-finite codes (NaN or inf)")
+    return codes
+
+
 def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int, global_var, active, chunk_groups: int):
     k_total = stream.dataset.num_factors
     votes = np.zeros((k_total, len(global_var)), dtype=np.int64)
@@ -100,7 +106,7 @@ def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int,
         for s in range(0, num_points, chunk_groups):
             ks = ks_all[s : s + chunk_groups]
             tokens = [("factors", factors_all[s : s + chunk_groups].reshape(-1, factors_all.shape[2]))]
-            codes = stream.encode(tokens).reshape(len(ks), batch_size, -1)
+            codes = _finite(stream.encode(tokens)).reshape(len(ks), batch_size, -1)
             votes += _votes(codes, ks, global_var, active, k_total)
         return votes
     done = 0
@@ -114,7 +120,7 @@ def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int,
             f[:, k] = f[0, k]
             ks[g] = k
             tokens.append(stream.observe(f))
-        codes = stream.encode(tokens).reshape(count, batch_size, -1)
+        codes = _finite(stream.encode(tokens)).reshape(count, batch_size, -1)
         votes += _votes(codes, ks, global_var, active, k_total)
         done += count
     return votes

@@ -17,7 +17,6 @@ With K = 1 factor, modularity is 1 for every informative dim (one factor only).
 """
 from __future__ import annotations
 
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -68,7 +67,8 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
     train_n, test_n = utils.normalize_data(ct.astype(np.float64), ce.astype(np.float64))
     k = ft.shape[1]
     fn = lambda j: explicitness_per_factor(train_n, ft[:, j], test_n, fe[:, j])  # noqa: E731
-    workers = n_jobs or min(k, os.cpu_count() or 1)
+    # serial by default: lbfgs logistic regression holds the GIL, threads measured slower here
+    workers = int(n_jobs) if n_jobs else 1
     if workers <= 1:
         pairs = list(map(fn, range(k)))
     else:
