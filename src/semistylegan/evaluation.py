@@ -101,8 +101,9 @@ def quick_encoder_metrics(method: Method, nets: dict, dataset: ImageDataset, num
     classes = dataset.classes(idx)
     true = dataset.codes(idx)
     # Semi-StyleGAN-fine predicts only its fine factors (NaN in the other columns).
-    finite = np.isfinite(codes).all(axis=0)
-    codes, classes, true = codes[:, finite], classes[:, finite], true[:, finite]
+    if codes.shape[1] == classes.shape[1]:
+        finite = np.isfinite(codes).all(axis=0)
+        codes, classes, true = codes[:, finite], classes[:, finite], true[:, finite]
     out = {}
     known = (classes >= 0).all(axis=1)
     if known.sum() > 1:
