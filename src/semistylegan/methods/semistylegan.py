@@ -46,7 +46,7 @@ class SemiStyleGAN(Method):
     def build_networks(self) -> dict[str, nn.Module]:
         cfg = self.cfg
         G = Generator(self.num_factors, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels,
-                      cfg.channel_base, cfg.channel_max, cfg.mapping_layers)
+                      cfg.channel_base, cfg.channel_max, cfg.mapping_layers, cfg.mapping_lr_mul)
         D = Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
                           cfg.mbstd_group)
         return {"G": G, "D": D}

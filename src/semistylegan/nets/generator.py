@@ -106,11 +106,12 @@ class Generator(nn.Module):
     """G(c, z) -> image in [-1, 1] (roughly; no output squashing, as in StyleGAN2)."""
 
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
-                 channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3):
+                 channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
+                 mapping_lr_mul: float = 0.01):
         super().__init__()
         self.c_dim, self.z_dim, self.w_dim = c_dim, z_dim, w_dim
         self.resolution, self.img_channels = resolution, img_channels
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers, lr_mul=mapping_lr_mul)
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max)
 
     def forward(self, c: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0,
