@@ -7,6 +7,7 @@ previous snapshot or the new one, never a torn file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -22,12 +23,14 @@ FORMAT = "semistylegan-snapshot-v1"
 _SNAP = re.compile(r"^snapshot-(\d+)\.pt$")
 
 
-def atomic_save(obj, path: str | os.PathLike):
-    path = Path(path)
+@contextlib.contextmanager
+def _atomic_file(path: Path, mode: str):
+    """Open a temporary file beside `path`; on success fsync it and rename it over `path`,
+    on any error remove it, so `path` is always either the old or the complete new file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -35,21 +38,16 @@ def atomic_save(obj, path: str | os.PathLike):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_save(obj, path: str | os.PathLike):
+    with _atomic_file(Path(path), "wb") as f:
+        torch.save(obj, f)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _atomic_file(Path(path), "w") as f:
+        f.write(text)
 
 
 def load_snapshot(path: str | os.PathLike, map_location="cpu") -> dict:
