@@ -11,6 +11,7 @@ then keep their contiguous slice (`ctx.local`), so N processes reproduce one pro
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from semistylegan import dist
+from semistylegan.errors import UserError
 
 __all__ = ["Batch", "StepContext", "Method", "l2_norm_loss", "set_requires_grad"]
 
@@ -138,6 +140,28 @@ class Method:
     def generate(self, nets: dict[str, nn.Module], codes: torch.Tensor, z: torch.Tensor,
                  truncation_psi: float = 1.0) -> torch.Tensor:
         raise NotImplementedError
+
+    # method options (`cfg.extra`, set with `semistylegan train --set KEY=VALUE`) -------------
+    options: tuple[str, ...] = ()         # the cfg.extra keys a method accepts
+
+    def checked_options(self) -> dict:
+        """cfg.extra, refusing keys the method does not take (one clear line)."""
+        extra = dict(self.cfg.extra or {})
+        unknown = set(extra) - set(self.options)
+        if unknown:
+            raise UserError(f"{self.cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
+                            f"it takes {', '.join(self.options)}")
+        return extra
+
+    def _float(self, key: str, default: float) -> float:
+        """A non-negative finite number from the options in `self.extra`."""
+        try:
+            v = float(self.extra.get(key, default))
+        except (TypeError, ValueError):
+            raise UserError(f"{key} must be a number, got {self.extra.get(key)!r}") from None
+        if not math.isfinite(v) or v < 0:
+            raise UserError(f"{key} must be a non-negative number, got {v}")
+        return v
 
     @property
     def z_dim(self) -> int:

@@ -32,7 +32,6 @@ with the factors (unsupervised), so L2 and L2-gen mean nothing; MIG and Factor s
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -97,11 +96,7 @@ class InfoGANCR(Method):
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.name = cfg.method
-        extra = dict(cfg.extra or {})
-        unknown = set(extra) - set(self.options)
-        if unknown:
-            raise UserError(f"{cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
-                            f"it takes {', '.join(self.options)}")
+        extra = self.checked_options()
         self.extra = extra
         self.code_dim = int(extra.get("latent_dim", self.num_factors))
         self.noise_dim = int(extra.get("noise_dim", 5))
@@ -120,15 +115,6 @@ class InfoGANCR(Method):
         if cfg.resolution < 8:
             raise UserError(f"InfoGAN-CR needs --resolution >= 8, got {cfg.resolution}")
         self.channels = int(dataset_info["channels"])
-
-    def _float(self, key: str, default: float) -> float:
-        try:
-            v = float(self.extra.get(key, default))
-        except (TypeError, ValueError):
-            raise UserError(f"{key} must be a number, got {self.extra.get(key)!r}") from None
-        if not math.isfinite(v) or v < 0:
-            raise UserError(f"{key} must be a non-negative number, got {v}")
-        return v
 
     @property
     def z_dim(self) -> int:

@@ -112,11 +112,7 @@ class VAEMethod(Method):
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.name = cfg.method
-        extra = dict(cfg.extra or {})
-        unknown = set(extra) - set(self.options)
-        if unknown:
-            raise UserError(f"{cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
-                            f"it takes {', '.join(self.options)}")
+        extra = self.checked_options()
         self.latent_dim = int(extra.get("latent_dim", DEFAULT_LATENT_DIM))
         if self.latent_dim < 1:
             raise UserError(f"latent_dim must be at least 1, got {self.latent_dim}")
@@ -132,15 +128,6 @@ class VAEMethod(Method):
     @property
     def z_dim(self) -> int:
         return self.latent_dim
-
-    def _float(self, key: str, default: float) -> float:
-        try:
-            v = float(self.extra.get(key, default))
-        except (TypeError, ValueError):
-            raise UserError(f"{key} must be a number, got {self.extra.get(key)!r}") from None
-        if not math.isfinite(v) or v < 0:
-            raise UserError(f"{key} must be a non-negative number, got {v}")
-        return v
 
     def build_networks(self) -> dict[str, nn.Module]:
         return {"vae": VAE(self.cfg.resolution, self.channels, self.latent_dim)}
