@@ -76,8 +76,17 @@ class SemiStyleGAN(Method):
         lam = ctx.beta(batch.global_labeled_batch, self.cfg.mixup_xi)
         lam = torch.maximum(lam, 1.0 - lam)
         x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * fake
-        c_mix = lam[:, None] * batch.labeled_codes + (1.0 - lam[:, None]) * fake_codes
+        c_mix = lam[:, None] * self._label_targets(batch)[0] + (1.0 - lam[:, None]) * fake_codes
         return x_mix, c_mix
+
+    def _synthesize(self, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor, **kwargs) -> torch.Tensor:
+        """G(c, z); `source` (real images of the same step) is for generators that start from
+        a real image (Semi-StyleGAN-fine) and unused here."""
+        return G(codes, z, **kwargs)
+
+    def _label_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The codes E is trained to read on labelled images, and which of them are known."""
+        return batch.labeled_codes, batch.labeled_mask
 
     def _mix_partners(self, ctx: StepContext, batch: Batch, G, fake: torch.Tensor, codes: torch.Tensor):
         """Generated partners x' = G(c', z) for the MixUp pairs. When the labelled batch is no
@@ -91,7 +100,7 @@ class SemiStyleGAN(Method):
         mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())
         with torch.set_grad_enabled(grad):
-            return ctx.image(G(mix_codes, mix_z)), mix_codes
+            return ctx.image(self._synthesize(G, mix_codes, mix_z, batch.labeled)), mix_codes
 
     def _need_labels(self) -> bool:
         return self.w["beta"] > 0 or self.w["alpha"] > 0
@@ -106,7 +115,7 @@ class SemiStyleGAN(Method):
         use_labels = self._need_labels() and batch.labeled is not None
         with ctx.autocast():
             with torch.no_grad():
-                fake = ctx.image(G(codes, z))
+                fake = ctx.image(self._synthesize(G, codes, z, batch.real))
             fake_logits, fake_pred = D(fake, need_codes=w["gamma_E"] > 0)
             real = ctx.image(batch.real.detach().requires_grad_(do_r1))
             real_logits, _ = D(real, need_codes=False)
@@ -115,11 +124,11 @@ class SemiStyleGAN(Method):
                 terms["unsup"] = (w["gamma_E"], l2_norm_loss(fake_pred, codes))
             if use_labels and w["beta"] > 0:
                 pred = D.encode(ctx.image(batch.labeled))
-                terms["sup"] = (w["beta"], l2_norm_loss(pred, batch.labeled_codes, batch.labeled_mask))
+                terms["sup"] = (w["beta"], l2_norm_loss(pred, *self._label_targets(batch)))
             if use_labels and w["alpha"] > 0:
                 mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
                 x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
-                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, batch.labeled_mask))
+                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, self._label_targets(batch)[1]))
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             penalty = grad.float().square().sum(dim=(1, 2, 3)).mean()
@@ -134,7 +143,7 @@ class SemiStyleGAN(Method):
         codes, z = self._draw_fakes(ctx, batch.global_batch)
         use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
         with ctx.autocast():
-            fake = ctx.image(G(codes, z, update_w_avg=True))
+            fake = ctx.image(self._synthesize(G, codes, z, batch.real, update_w_avg=True))
             logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
             terms["gan"] = (1.0, F.softplus(-logits).mean())
             if w["gamma_G"] > 0:
@@ -142,7 +151,7 @@ class SemiStyleGAN(Method):
             if use_sr:
                 mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
                 x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
-                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, batch.labeled_mask))
+                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, self._label_targets(batch)[1]))
         return terms
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:

@@ -27,10 +27,9 @@ import re
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from semistylegan.errors import UserError
-from semistylegan.methods.base import Batch, StepContext, l2_norm_loss
+from semistylegan.methods.base import Batch, StepContext
 from semistylegan.methods.semistylegan import SemiStyleGAN
 from semistylegan.nets.fine import FineDiscriminator, FineGenerator
 
@@ -126,65 +125,20 @@ class SemiStyleGANFine(SemiStyleGAN):
     def _fine_labels(self, batch: Batch):
         return batch.labeled_codes[:, self.fine_idx], batch.labeled_mask[:, self.fine_idx]
 
-    def _mixup_fine(self, ctx, batch: Batch, fake, fake_codes):
-        lam = ctx.beta(batch.global_labeled_batch, self.cfg.mixup_xi)
-        lam = torch.maximum(lam, 1.0 - lam)
-        codes, _ = self._fine_labels(batch)
-        x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * fake
-        c_mix = lam[:, None] * codes + (1.0 - lam[:, None]) * fake_codes
-        return x_mix, c_mix
+    # hooks into Semi-StyleGAN's phases: fine factors, real coarse inputs -------------------
+    def _synthesize(self, G, codes, z, source, **kwargs):
+        return G(codes, z, source, **kwargs)
 
-    # phases (same terms and weights as SemiStyleGAN, fine factors, real coarse inputs) --------
-    def d_phase_terms(self, ctx, nets, batch: Batch, do_r1: bool):
-        G, D = nets["G"], nets["D"]
-        w = self.w
-        terms = {}
-        codes, z = self._draw_fakes(ctx, batch.global_batch)
-        use_labels = self._need_labels() and batch.labeled is not None
-        if use_labels and w["alpha"] > 0:
-            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
-        with ctx.autocast():
-            with torch.no_grad():
-                fake = ctx.image(G(codes, z, batch.real))
-            fake_logits, fake_pred = D(fake, need_codes=w["gamma_E"] > 0)
-            real = ctx.image(batch.real.detach().requires_grad_(do_r1))
-            real_logits, _ = D(real, need_codes=False)
-            terms["gan"] = (1.0, F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean())
-            if w["gamma_E"] > 0:
-                terms["unsup"] = (w["gamma_E"], l2_norm_loss(fake_pred, codes))
-            if use_labels:
-                fine_codes, fine_mask = self._fine_labels(batch)
-            if use_labels and w["beta"] > 0:
-                terms["sup"] = (w["beta"], l2_norm_loss(D.encode(ctx.image(batch.labeled)), fine_codes, fine_mask))
-            if use_labels and w["alpha"] > 0:
-                with torch.no_grad():
-                    mix_fake = G(mix_codes, mix_z, batch.labeled)
-                x_mix, c_mix = self._mixup_fine(ctx, batch, mix_fake, mix_codes)
-                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, fine_mask))
-        if do_r1:
-            (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
-            terms["r1"] = (self.cfg.r1_gamma / 2 * self.cfg.r1_interval, grad.float().square().sum(dim=(1, 2, 3)).mean())
-        return terms
+    def _label_targets(self, batch: Batch):
+        return self._fine_labels(batch)
 
-    def g_phase_terms(self, ctx, nets, batch: Batch):
-        G, D = nets["G"], nets["D"]
-        w = self.w
-        terms = {}
-        codes, z = self._draw_fakes(ctx, batch.global_batch)
-        use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
-        if use_sr:
-            mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
-        with ctx.autocast():
-            fake = ctx.image(G(codes, z, batch.real, update_w_avg=True))
-            logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
-            terms["gan"] = (1.0, F.softplus(-logits).mean())
-            if w["gamma_G"] > 0:
-                terms["unsup"] = (w["gamma_G"], l2_norm_loss(pred, codes))
-            if use_sr:
-                _, fine_mask = self._fine_labels(batch)
-                x_mix, c_mix = self._mixup_fine(ctx, batch, G(mix_codes, mix_z, batch.labeled), mix_codes)
-                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, fine_mask))
-        return terms
+    def _mix_partners(self, ctx, batch: Batch, G, fake, codes):
+        """MixUp partners are generated from the labelled images' own coarse input, so the
+        mixed image keeps one layout."""
+        mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())
+        with torch.set_grad_enabled(grad):
+            return ctx.image(G(mix_codes, mix_z, batch.labeled)), mix_codes
 
     # evaluation -------------------------------------------------------------------------
     def encode_fine(self, nets, images: torch.Tensor) -> torch.Tensor:
