@@ -190,6 +190,40 @@ def test_general_path_equals_bulk_replay(grid):
     assert beta_vae_score(_CustomSampling(), rep, **kw) == beta_vae_score(grid, rep, **kw)
 
 
+@pytest.mark.parametrize("sizes", [(1, 4, 3, 8, 1, 5), (2, 16, 1), (3, 6, 40, 32, 32)])
+def test_bulk_replay_equals_general_path_and_leaves_the_same_state(sizes):
+    """Size-1 factors (no draws), power-of-two sizes (merged draws) and rejecting sizes."""
+    class Custom(SyntheticCodeGrid):
+        def sample_factors(self, num, random_state):
+            return super().sample_factors(num, random_state)
+
+    rep = synthetic.representation("noisy0.2", sizes)
+    fast_rs, slow_rs = np.random.RandomState(6), np.random.RandomState(6)
+    kw = dict(num_train=130, num_eval=70, num_variance_estimate=300)
+    fast = factor_vae_score(SyntheticCodeGrid(sizes), rep, seed=fast_rs, **kw)
+    slow = factor_vae_score(Custom(sizes), rep, seed=slow_rs, **kw)
+    assert fast == slow
+    assert fast_rs.randint(2**31, size=8).tolist() == slow_rs.randint(2**31, size=8).tolist()
+    kw = dict(batch_size=6, num_train=90, num_eval=40)
+    assert beta_vae_score(SyntheticCodeGrid(sizes), rep, seed=fast_rs, **kw) == beta_vae_score(Custom(sizes), rep, seed=slow_rs, **kw)
+    assert fast_rs.get_state()[2] == slow_rs.get_state()[2]
+    assert (fast_rs.get_state()[1] == slow_rs.get_state()[1]).all()
+
+
+def test_non_finite_codes_in_the_votes_are_rejected(grid):
+    calls = []
+
+    def rep(x):  # finite for the variance estimate (first call), then an inf in every batch
+        calls.append(1)
+        out = np.asarray(x, dtype=np.float64).copy()
+        if len(calls) > 1:
+            out[::97, 1] = np.inf
+        return out
+
+    with pytest.raises(ValueError, match="non-finite"):
+        factor_vae_score(grid, rep, seed=0, num_train=50, num_eval=20, num_variance_estimate=100)
+
+
 def test_representation_with_wrong_output_shape_is_rejected(grid):
     with pytest.raises(ValueError, match="representation function"):
         mig_from_dataset(grid, lambda x: np.zeros(len(x)), num_train=100)

@@ -98,16 +98,25 @@ def _finite(codes: np.ndarray) -> np.ndarray:
 def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int, global_var, active, chunk_groups: int):
     k_total = stream.dataset.num_factors
     votes = np.zeros((k_total, len(global_var)), dtype=np.int64)
-    if stream.replayable:  # same draws, made in bulk (utils.replay_randint)
-        ks_all, factors_all = stream.replay_groups(num_points, 1, batch_size)
-        factors_all = factors_all[:, 0]
-        rows = np.arange(num_points)
-        factors_all[rows, :, ks_all] = factors_all[rows, 0, ks_all][:, None]
-        for s in range(0, num_points, chunk_groups):
-            ks = ks_all[s : s + chunk_groups]
-            tokens = [("factors", factors_all[s : s + chunk_groups].reshape(-1, factors_all.shape[2]))]
-            codes = _finite(stream.encode(tokens)).reshape(len(ks), batch_size, -1)
-            votes += _votes(codes, ks, global_var, active, k_total)
+    if stream.replayable:  # same draws, made in bulk (utils.randint_chunks)
+        active_idx = np.flatnonzero(active)
+        active_var = global_var[active_idx]
+        ks_parts, winners = [], []
+        for ks, factors in stream.replay_group_chunks(num_points, 1, batch_size, chunk_groups):
+            n = len(ks)
+            # sample-major (batch, n, K): sample i of every group in a row, so that the codes
+            # reshape to (batch, n, d) and np.var reduces over a leading axis (fast, and the same
+            # sequential sum as dlib's np.var(codes, axis=0) on each (batch, d) block)
+            f = np.ascontiguousarray(factors[:, 0].transpose(2, 0, 1))
+            rows = np.arange(n)
+            f[:, rows, ks] = f[0, rows, ks]
+            codes = _finite(stream.encode([("factors", f.reshape(-1, k_total))])).reshape(batch_size, n, -1)
+            local = np.var(codes, axis=0, ddof=1)
+            winners.append(active_idx[np.argmin(local[:, active_idx] / active_var, axis=1)])
+            ks_parts.append(ks)
+        if ks_parts:
+            flat = np.concatenate(ks_parts) * len(global_var) + np.concatenate(winners)
+            votes += np.bincount(flat, minlength=votes.size).reshape(votes.shape)
         return votes
     done = 0
     while done < num_points:

@@ -270,20 +270,32 @@ class FactorStream:
         self.rs = random_state
         # None: 256 for image batches (CNNs on CPU are fastest there), 8192 for low-dim observations
         self.encode_batch_size = None if encode_batch_size is None else max(1, int(encode_batch_size))
+        self._scratch = None  # RandomState handed to renderers that were probed not to draw from it
+        self._factor_step = None  # encode batch for factor tokens (depends on the observation shape)
         self.observations_use_rng = self._probe()
         self.replayable = (not self.observations_use_rng) and _uses_factor_space_sampling(dataset)
 
-    def replay_groups(self, num_groups: int, patterns: int, batch_size: int):
+    def replay_group_chunks(self, num_groups: int, patterns: int, batch_size: int, chunk: int):
         """Fast exact replay of `num_groups` x [randint(K), `patterns` x sample_factors(batch)].
 
-        Returns (k (G,), factors (G, patterns, batch, K)); only valid when `self.replayable`.
+        Yields (k (n,), factors (n, patterns, K, batch)) for `chunk` groups at a time; factors
+        is factor-major (a view on the drawn values: transpose it to rows of factors).
+        Only valid when `self.replayable`.
         """
         sizes = self.dataset.factor_space.sizes
         pattern = [(len(sizes), 1)] + [(s, batch_size) for _ in range(patterns) for s in sizes]
-        values = replay_randint(self.rs, pattern, num_groups)
-        k = values[0][:, 0]
-        factors = np.stack(values[1:], axis=1).reshape(num_groups, patterns, len(sizes), batch_size)
-        return k, np.ascontiguousarray(factors.transpose(0, 1, 3, 2))
+        for values in randint_chunks(self.rs, pattern, num_groups, chunk):
+            yield values[:, 0], values[:, 1:].reshape(len(values), patterns, len(sizes), batch_size)
+
+    def replay_groups(self, num_groups: int, patterns: int, batch_size: int):
+        """All of `replay_group_chunks` at once: (k (G,), factors (G, patterns, batch, K))."""
+        ks, factors = [], []
+        for k, f in self.replay_group_chunks(num_groups, patterns, batch_size, 4096):
+            ks.append(k)
+            factors.append(f.transpose(0, 1, 3, 2))
+        if not ks:
+            return np.zeros(0, np.int64), np.zeros((0, patterns, batch_size, self.dataset.num_factors), np.int64)
+        return np.concatenate(ks), np.ascontiguousarray(np.concatenate(factors, axis=0))
 
     def _probe(self) -> bool:
         probe = np.random.RandomState()
@@ -308,10 +320,15 @@ class FactorStream:
             raise ValueError("nothing to encode")
         outputs = []
         if tokens[0][0] == "factors":
-            factors = np.concatenate([t[1] for t in tokens], axis=0)
+            factors = tokens[0][1] if len(tokens) == 1 else np.concatenate([t[1] for t in tokens], axis=0)
             # Rendering was probed not to draw from the stream; a scratch state keeps it untouched.
-            scratch = np.random.RandomState(0)
-            step = self._batch(self.dataset.sample_observations_from_factors(factors[:1], scratch))
+            # It is made once per stream (a RandomState costs ~0.1 ms, and encode runs per chunk).
+            if self._scratch is None:
+                self._scratch = np.random.RandomState(0)
+            scratch = self._scratch
+            if self._factor_step is None:
+                self._factor_step = self._batch(self.dataset.sample_observations_from_factors(factors[:1], scratch))
+            step = self._factor_step
             for s in range(0, len(factors), step):
                 obs = self.dataset.sample_observations_from_factors(factors[s : s + step], scratch)
                 outputs.append(self._rep(obs))
@@ -369,44 +386,147 @@ def generate_batch_factor_code(stream: FactorStream, num_points: int, batch_size
 # Fast exact replay of many small `RandomState.randint` calls.
 #
 # The FactorVAE and BetaVAE scores make 15,000-30,000 iterations of `randint(K)` followed by
-# one `randint(size_k, size=batch)` per factor column. Each legacy `randint` call costs several
-# microseconds of Python overhead, which dominates when the encoder is cheap. numpy's legacy
-# `randint(high)` (int64, high <= 2**32) is masked rejection sampling on raw 32-bit Mersenne
-# Twister outputs: draw u = next_uint32() & mask, with mask the smallest 2^m - 1 >= high - 1,
-# until u <= high - 1. We draw the raw stream once (`randint(0, 2**32, dtype=uint32)` returns
-# exactly the raw outputs), reproduce the rejections with vectorised numpy, and advance the
-# real RandomState by the number of raw outputs consumed. The first iteration is re-checked
-# against real `randint` calls on a copy of the state.
+# one `randint(size_k, size=batch)` per factor column. Each legacy `randint` call costs a few
+# microseconds of Python overhead, which dominates when the encoder is cheap.
+#
+# numpy's legacy `randint` with an *array* of upper bounds draws element after element, in C,
+# exactly as the same bounds given one call at a time would: for each element, 32-bit Mersenne
+# Twister outputs masked to the smallest 2^m - 1 covering high - 1, rejected while above
+# high - 1; high == 1 draws nothing; 2^32 < high takes one 64-bit draw (two 32-bit outputs).
+# So one call `randint(highs)` with highs = the bounds of an iteration, tiled, replays whole
+# iterations. Elements of a power-of-two bound draw exactly one output, so two adjacent ones
+# are merged into one element of bound 2^62 (two outputs, one in each half of the 64-bit draw);
+# which half holds the first output is a detail of the C code, so it is not assumed: the first
+# iteration of every replay is compared (values and the state left) with real one-call-at-a-time
+# draws on a copy, the variants are tried in turn, and the plain per-call loop is the last resort.
 
-def _mask_for(bound: int) -> int:
-    rng = bound - 1
-    mask = rng
-    for shift in (1, 2, 4, 8, 16):
-        mask |= mask >> shift
-    return mask
+_PAIR_HIGH = 1 << 62
 
 
-def _accepted_positions(raw: np.ndarray, bounds, block: int = 1 << 16) -> dict:
-    """bound -> sorted positions of the raw outputs that `randint(bound)` accepts.
+def _pairable(bound: int) -> bool:
+    """A power-of-two bound (one raw output, no rejection) whose value survives in 30 bits."""
+    return 2 <= bound <= 1 << 30 and bound & (bound - 1) == 0
 
-    Done in cache-sized blocks (2x faster than whole-array passes), on the low byte when the
-    mask fits in it.
+
+def _runs(pairs, value_step: int) -> list:
+    """[(value, element)] -> [(value0, element0, length)] for runs stepping (value_step, 1)."""
+    runs = []
+    for v, e in pairs:
+        if runs and v == runs[-1][0] + value_step * runs[-1][2] and e == runs[-1][1] + runs[-1][2]:
+            runs[-1][2] += 1
+        else:
+            runs.append([v, e, 1])
+    return [tuple(r) for r in runs]
+
+
+class _BroadcastLayout:
+    """The bounds of one iteration as the `high` row of one `randint(highs)` call, and back.
+
+    mode: "single" (one element per drawn value), "pair_hi" / "pair_lo" (adjacent pairable
+    values share a 2^62 element; the first value's output is in the high / low half).
     """
-    out = {b: [] for b in bounds}
-    if not bounds:
-        return {}
-    # int64: searchsorted with a Python int on an int32 array would copy the array every call
-    index_type = np.int64
-    small = all(_mask_for(b) <= 255 for b in bounds)
-    for s in range(0, len(raw), block):
-        part = raw[s : s + block]
-        if small:
-            part = (part & np.uint32(255)).astype(np.uint8)
-        for b in bounds:
-            dtype = part.dtype.type
-            hit = np.flatnonzero((part & dtype(_mask_for(b))) <= dtype(b - 1)).astype(index_type)
-            out[b].append(hit + index_type(s))
-    return {b: np.concatenate(v) for b, v in out.items()}
+
+    def __init__(self, pattern, mode: str):
+        bounds = [b for b, c in pattern for _ in range(c)]
+        self.num_values = len(bounds)
+        highs, single, paired = [], [], []
+        i = 0
+        while i < len(bounds):
+            b = bounds[i]
+            if b == 1:  # randint(1) is 0 and draws nothing
+                i += 1
+            elif mode != "single" and _pairable(b) and i + 1 < len(bounds) and _pairable(bounds[i + 1]):
+                paired.append((i, len(highs)))
+                highs.append(_PAIR_HIGH)
+                i += 2
+            else:
+                single.append((i, len(highs)))
+                highs.append(b)
+                i += 1
+        self.highs = np.asarray(highs, dtype=np.int64)
+        self.single_runs = _runs(single, 1)
+        self.paired_runs = []
+        for v0, e0, n in _runs(paired, 2):
+            first = np.asarray([bounds[v0 + 2 * j] - 1 for j in range(n)], dtype=np.int64)
+            second = np.asarray([bounds[v0 + 2 * j + 1] - 1 for j in range(n)], dtype=np.int64)
+            # one scalar mask when the whole run shares it (the usual case: one factor's batch)
+            first = first[0] if (first == first[0]).all() else first
+            second = second[0] if (second == second[0]).all() else second
+            self.paired_runs.append((v0, e0, n, first, second))
+        self.first_shift, self.second_shift = (32, 0) if mode == "pair_hi" else (0, 32)
+
+    def draw(self, random_state: np.random.RandomState, repeats: int) -> np.ndarray:
+        """The values (repeats, num_values) of `repeats` iterations, drawn from `random_state`."""
+        values = np.zeros((repeats, self.num_values), dtype=np.int64)
+        if repeats == 0 or not len(self.highs):
+            return values
+        drawn = random_state.randint(np.broadcast_to(self.highs, (repeats, len(self.highs))))
+        for v0, e0, n in self.single_runs:
+            values[:, v0 : v0 + n] = drawn[:, e0 : e0 + n]
+        for v0, e0, n, first, second in self.paired_runs:
+            part = drawn[:, e0 : e0 + n]
+            np.bitwise_and(part >> self.first_shift, first, out=values[:, v0 : v0 + 2 * n : 2])
+            np.bitwise_and(part >> self.second_shift, second, out=values[:, v0 + 1 : v0 + 2 * n : 2])
+        return values
+
+
+def _loop_draw(random_state: np.random.RandomState, pattern, repeats: int) -> np.ndarray:
+    """The reference: the calls made one at a time (what dlib does)."""
+    values = np.zeros((repeats, sum(c for _, c in pattern)), dtype=np.int64)
+    for r in range(repeats):
+        col = 0
+        for b, c in pattern:
+            values[r, col : col + c] = random_state.randint(b, size=c)
+            col += c
+    return values
+
+
+def _copy_state(random_state: np.random.RandomState) -> np.random.RandomState:
+    copy = np.random.RandomState()
+    copy.set_state(random_state.get_state())
+    return copy
+
+
+def _checked_layout(random_state: np.random.RandomState, pattern):
+    """The fastest broadcast layout that reproduces the first iteration exactly, or None."""
+    reference = _copy_state(random_state)
+    expected = _loop_draw(reference, pattern, 1)
+    tried = []
+    for mode in ("pair_hi", "pair_lo", "single"):
+        layout = _BroadcastLayout(pattern, mode)
+        key = (layout.highs.tobytes(), [r[:3] for r in layout.paired_runs],
+               layout.first_shift if layout.paired_runs else None)
+        if key in tried:
+            continue
+        tried.append(key)
+        probe = _copy_state(random_state)
+        try:
+            got = layout.draw(probe, 1)
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if np.array_equal(got, expected) and _state_key(probe) == _state_key(reference):
+            return layout
+    return None
+
+
+def randint_chunks(random_state: np.random.RandomState, pattern: Sequence[tuple[int, int]], repeats: int,
+                   chunk: int = 4096):
+    """Yield the values of `repeats` iterations of the calls `randint(bound, size=count)` in
+    `pattern`, `chunk` iterations at a time, as int64 arrays (n, sum of counts) in call order.
+
+    `random_state` ends up exactly where the real calls would have left it, and is advanced
+    chunk by chunk as the values are consumed. Bounds must be in 1..2**32.
+    """
+    pattern = [(int(b), int(c)) for b, c in pattern]
+    if any(b < 1 or b > 2**32 or c < 1 for b, c in pattern):
+        raise ValueError(f"randint_chunks: bad pattern {pattern}")
+    repeats, chunk = int(repeats), max(1, int(chunk))
+    if repeats < 1:
+        return
+    layout = _checked_layout(random_state, pattern)
+    for s in range(0, repeats, chunk):
+        n = min(chunk, repeats - s)
+        yield layout.draw(random_state, n) if layout is not None else _loop_draw(random_state, pattern, n)
 
 
 def replay_randint(random_state: np.random.RandomState, pattern: Sequence[tuple[int, int]], repeats: int) -> list:
@@ -416,82 +536,7 @@ def replay_randint(random_state: np.random.RandomState, pattern: Sequence[tuple[
     where the real calls would have left it. Bounds must be in 1..2**32.
     """
     pattern = [(int(b), int(c)) for b, c in pattern]
-    if any(b < 1 or b > 2**32 or c < 1 for b, c in pattern):
-        raise ValueError(f"replay_randint: bad pattern {pattern}")
-    start_state = random_state.get_state()
-    expect = sum(c * (_mask_for(b) + 1) / b for b, c in pattern if b > 1)
-    length = int(expect * repeats * 1.005) + 64 * len(pattern) + 4096
-    while True:
-        probe = np.random.RandomState()
-        probe.set_state(start_state)
-        # drawn in pieces, remembering the state before each, so the real state can later be
-        # advanced from the nearest piece instead of redrawing everything
-        piece = 1 << 18
-        piece_states, parts = [], []
-        for s in range(0, length, piece):
-            piece_states.append(probe.get_state())
-            parts.append(probe.randint(0, 2**32, size=min(piece, length - s), dtype=np.uint32))
-        raw = np.concatenate(parts)
-        accepted = _accepted_positions(raw, sorted({b for b, _ in pattern if b > 1 and _mask_for(b) != b - 1}))
-        # Steps of one iteration: (searchsorted of the accepted positions, count - 1, offset)
-        # for the rejecting bounds; runs of power-of-two bounds just advance by their count.
-        steps, offset = [], 0
-        for b, c in pattern:
-            if b == 1:
-                continue
-            if b in accepted:
-                steps.append((accepted[b], accepted[b].searchsorted, c - 1, offset))
-                offset = 0
-            else:
-                offset += c
-        tail = offset
-        begins = []  # raw start position of every rejecting call, in call order
-        record = begins.append
-        p = 0
-        iter_start = np.empty(repeats, dtype=np.int64)
-        try:
-            for r in range(repeats):
-                iter_start[r] = p
-                for pos, find, cm1, off in steps:
-                    p += off
-                    record(p)
-                    p = pos.item(int(find(p)) + cm1) + 1
-                p += tail
-        except IndexError:  # ran out of raw values
-            p = length + 1
-        if p <= length:
-            break
-        length *= 2
-    begins = np.asarray(begins, dtype=np.int64).reshape(repeats, len(steps)) if steps else np.zeros((repeats, 0), np.int64)
-    out = []
-    step_no, offset = 0, 0
-    for b, c in pattern:
-        if b == 1:
-            out.append(np.zeros((repeats, c), dtype=np.int64))
-            continue
-        mask = np.uint32(_mask_for(b))
-        if b in accepted:
-            pos = accepted[b]
-            first = pos.searchsorted(begins[:, step_no])
-            idx = pos[first[:, None] + np.arange(c)[None, :]]
-            # the next call starts right after this one's last accepted value
-            nxt = idx[:, -1] + 1
-            step_no += 1
-        else:
-            begin = nxt if (step_no > 0 or offset) else iter_start
-            if step_no == 0 and offset == 0:
-                begin = iter_start
-            idx = begin[:, None] + np.arange(c)[None, :]
-            nxt = begin + c
-            offset += c
-        out.append((raw[idx] & mask).astype(np.int64))
-    # Advance the real state by the p raw outputs consumed, then check the first iteration.
-    check = np.random.RandomState()
-    check.set_state(start_state)
-    for e, (b, c) in enumerate(pattern):
-        if not np.array_equal(check.randint(b, size=c), out[e][0]):
-            raise RuntimeError("replay_randint: the replayed stream differs from numpy's randint")
-    random_state.set_state(piece_states[p // piece])
-    if p % piece:
-        random_state.randint(0, 2**32, size=p % piece, dtype=np.uint32)
-    return out
+    parts = list(randint_chunks(random_state, pattern, repeats))
+    values = np.concatenate(parts, axis=0) if parts else np.zeros((0, sum(c for _, c in pattern)), np.int64)
+    edges = np.cumsum([0] + [c for _, c in pattern])
+    return [values[:, edges[e] : edges[e + 1]] for e in range(len(pattern))]
