@@ -14,6 +14,10 @@ true shape (square = 0, ellipse = 0.5, heart = 1). Variants:
             minus the GAN and MixUp terms.
 - d-cpu32:  the same with the dsprites-cpu32 widths (channel_base 2048).
 - d-mse:    d-quick with the squared error instead of the L2 norm.
+- d-adam:   d-quick with the oracle's Adam(0.9, 0.999) instead of D's Adam(0, 0.99).
+- d-plain:  d-quick without the equalised learning rate (each weight stored at its run-time
+            scale, N(0, 1/fan_in), so an Adam step moves it sqrt(fan_in) times further relative
+            to its size) and with Adam(0.9, 0.999): the same network and initial function.
 - oracle-regress:  the oracle encoder's CNN (semistylegan.metrics.oracle.OracleNet) with one
             regression output per factor and the L2-norm loss, Adam lr 0.002.
 - oracle-classify: the oracle's CNN as the oracle is trained (one softmax per factor,
@@ -29,7 +33,7 @@ import time
 import numpy as np
 import torch
 
-VARIANTS = ("d-quick", "d-cpu32", "d-mse", "oracle-regress", "oracle-classify")
+VARIANTS = ("d-quick", "d-cpu32", "d-mse", "d-adam", "d-plain", "oracle-regress", "oracle-classify")
 
 
 def build(variant: str, space, resolution: int, channels: int):
@@ -47,7 +51,15 @@ def build(variant: str, space, resolution: int, channels: int):
         else:
             def loss(x, classes, codes):
                 return l2_norm_loss(D.encode(x), codes)
-        return D, D.encode, loss, (0.0, 0.99)
+        if variant == "d-plain":
+            from semistylegan.nets.layers import EqualConv2d, EqualLinear
+
+            with torch.no_grad():
+                for m in D.modules():
+                    if isinstance(m, (EqualConv2d, EqualLinear)):
+                        m.weight.mul_(m.weight_gain)
+                        m.weight_gain = 1.0
+        return D, D.encode, loss, (0.9, 0.999) if variant in ("d-adam", "d-plain") else (0.0, 0.99)
     if variant == "oracle-regress":
         net = OracleNet(resolution, channels, (1,) * K)
 
