@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=2 python bench/separate_encoder_gan.py --kimg 64 --out runs/sepenc-64k
     OMP_NUM_THREADS=2 python bench/separate_encoder_gan.py --kimg 64 --out runs/shared-64k --shared
+    OMP_NUM_THREADS=2 python bench/separate_encoder_gan.py --kimg 160 --out runs/sepenc-64k --resume
 
 bench/encoder_probe.py shows that the code head on D's equalised-lr trunk stalls at a shape
 correlation of 0.44, while the oracle's plain CNN trained by the same L2-norm regression passes
@@ -77,6 +78,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--shared", action="store_true", help="the preset as it is (E on D's trunk)")
     p.add_argument("--gen-samples", type=int, default=2000)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out up to --kimg (exact resume)")
     args = p.parse_args(argv)
 
     from semistylegan import metrics as M
@@ -85,12 +87,16 @@ def main(argv=None) -> int:
     from semistylegan.evaluation import encoder_fn, generator_fn
     from semistylegan.metrics.generator import generator_metrics
     from semistylegan.metrics.oracle import get_oracle
+    from semistylegan.checkpoint import latest_snapshot, load_snapshot
     from semistylegan.train import Trainer
 
     if not args.shared:
         use_separate_encoder()
     cfg = make_config("dsprites-quick", kimg=args.kimg, metrics_kimg=0.0)
     trainer = Trainer(cfg, args.out, progress=False)
+    if args.resume:
+        path = latest_snapshot(args.out)
+        trainer.load_state_dict(load_snapshot(path), source=str(path))
     result = trainer.run()
     print(result, flush=True)
     if result["status"] != "done":
