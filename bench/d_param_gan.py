@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import torch
 
+from encoder_probe import encoder_report, test_indices, unequalise
 from semistylegan.config import make_config
 from semistylegan.data import make_dataset
-from semistylegan.data.dataset import images_to_tensor
+from semistylegan.evaluation import encoder_fn
 from semistylegan.methods.semistylegan import SemiStyleGAN
-from semistylegan.nets.layers import EqualConv2d, EqualLinear
 from semistylegan.train import Trainer
 
 
@@ -29,16 +28,12 @@ def use_plain_discriminator() -> None:
 
     def networks(self):
         nets = build_networks(self)
-        with torch.no_grad():
-            for m in nets["D"].modules():
-                if isinstance(m, (EqualConv2d, EqualLinear)):
-                    m.weight.mul_(m.weight_gain)
-                    m.weight_gain = 1.0
+        unequalise(nets["D"])
         return nets
 
     def optimizers(self, nets):
         opts = build_optimizers(self, nets)
-        ratio = self.cfg.r1_interval / (self.cfg.r1_interval + 1)
+        ratio = self.d_step_ratio()
         opts["D"] = torch.optim.Adam(nets["D"].parameters(), lr=self.cfg.lr * ratio,
                                      betas=(0.9 ** ratio, 0.999 ** ratio), eps=1e-8)
         return opts
@@ -58,15 +53,13 @@ def main() -> int:
     trainer = Trainer(cfg, out, progress=False)
     print(trainer.run(), flush=True)
     ds = make_dataset("dsprites", 32)
-    test = np.random.RandomState(1).randint(len(ds), size=2000)
-    D = trainer.nets["D"].eval()
-    with torch.no_grad():
-        x = images_to_tensor(ds.images(test)).to(memory_format=torch.channels_last)
-        pred = D.encode(x).float().numpy()
-    true, classes = ds.codes(test), ds.classes(test)
-    corr = {n: round(float(np.corrcoef(pred[:, k], true[:, k])[0, 1]), 3) for k, n in enumerate(ds.factor_space.names)}
-    print("E corr", corr, "L2", round(float(np.linalg.norm(pred - true, axis=1).mean()), 3),
-          "shape by class", [round(float(pred[classes[:, 0] == j, 0].mean()), 2) for j in range(3)], flush=True)
+    test = test_indices(ds)
+    nets = trainer.eval_nets
+    for n in nets.values():
+        n.eval()
+    report = encoder_report(encoder_fn(trainer.method, nets, trainer.device)(ds.images(test)), ds, test)
+    print("E corr", {k: round(v, 3) for k, v in report["corr"].items()}, "L2", round(report["l2"], 3),
+          "shape by class", [round(m, 2) for m, _ in report["shape_by_class"]], flush=True)
     return 0
 
 

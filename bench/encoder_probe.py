@@ -34,6 +34,36 @@ import numpy as np
 import torch
 
 VARIANTS = ("d-quick", "d-cpu32", "d-mse", "d-adam", "d-plain", "oracle-regress", "oracle-classify")
+TEST_IMAGES = 2000
+
+
+def test_indices(dataset, seed: int = 0) -> np.ndarray:
+    """The real images every encoder here is judged on (also bench/d_param_gan.py and
+    bench/separate_encoder_gan.py)."""
+    return np.random.RandomState(seed + 1).randint(len(dataset), size=TEST_IMAGES)
+
+
+def encoder_report(pred: np.ndarray, dataset, test: np.ndarray) -> dict:
+    """Pearson correlation of each predicted code with the true one, the L2 of SPEC.md, and the
+    mean (std) shape prediction per true shape."""
+    true, classes = dataset.codes(test), dataset.classes(test)
+    space = dataset.factor_space
+    corr = {name: float(np.corrcoef(pred[:, k], true[:, k])[0, 1]) if pred[:, k].std() > 0 else 0.0
+            for k, name in enumerate(space.names)}
+    by_shape = [[float(pred[classes[:, 0] == j, 0].mean()), float(pred[classes[:, 0] == j, 0].std())]
+                for j in range(space.sizes[0])]
+    return {"l2": float(np.linalg.norm(pred - true, axis=1).mean()), "corr": corr, "shape_by_class": by_shape}
+
+
+def unequalise(module: torch.nn.Module) -> None:
+    """Store every equalised-lr weight at its run-time scale (same function, no equalised lr)."""
+    from semistylegan.nets.layers import EqualConv2d, EqualLinear
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (EqualConv2d, EqualLinear)):
+                m.weight.mul_(m.weight_gain)
+                m.weight_gain = 1.0
 
 
 def build(variant: str, space, resolution: int, channels: int):
@@ -52,13 +82,7 @@ def build(variant: str, space, resolution: int, channels: int):
             def loss(x, classes, codes):
                 return l2_norm_loss(D.encode(x), codes)
         if variant == "d-plain":
-            from semistylegan.nets.layers import EqualConv2d, EqualLinear
-
-            with torch.no_grad():
-                for m in D.modules():
-                    if isinstance(m, (EqualConv2d, EqualLinear)):
-                        m.weight.mul_(m.weight_gain)
-                        m.weight_gain = 1.0
+            unequalise(D)
         return D, D.encode, loss, (0.9, 0.999) if variant in ("d-adam", "d-plain") else (0.0, 0.99)
     if variant == "oracle-regress":
         net = OracleNet(resolution, channels, (1,) * K)
@@ -94,8 +118,8 @@ def probe(variant: str, steps: int, every: int, fraction: float, seed: int, lr: 
     net, encode, loss_fn, betas = build(variant, space, ds.resolution, ds.channels)
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
     gen = torch.Generator().manual_seed(seed)
-    test = np.random.RandomState(seed + 1).randint(len(ds), size=2000)
-    x_test, c_test, k_test = images_to_tensor(ds.images(test)), ds.codes(test), ds.classes(test)
+    test = test_indices(ds, seed)
+    x_test = images_to_tensor(ds.images(test))
     rows, start = [], time.time()
     for step in range(1, steps + 1):
         idx = labeled.sample(32, gen)
@@ -111,12 +135,8 @@ def probe(variant: str, steps: int, every: int, fraction: float, seed: int, lr: 
             with torch.no_grad():
                 pred = encode(x_test).double().numpy()
             net.train()
-            corr = {name: float(np.corrcoef(pred[:, k], c_test[:, k])[0, 1]) if pred[:, k].std() > 0 else 0.0
-                    for k, name in enumerate(space.names)}
-            by_shape = [[float(pred[k_test[:, 0] == j, 0].mean()), float(pred[k_test[:, 0] == j, 0].std())]
-                        for j in range(space.sizes[0])]
-            row = {"variant": variant if lr == 0.002 else f"{variant} lr {lr:g}", "step": step, "seconds": round(time.time() - start, 1),
-                   "l2": float(np.linalg.norm(pred - c_test, axis=1).mean()), "corr": corr, "shape_by_class": by_shape}
+            row = {"variant": variant if lr == 0.002 else f"{variant} lr {lr:g}", "step": step,
+                   "seconds": round(time.time() - start, 1), **encoder_report(pred, ds, test)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

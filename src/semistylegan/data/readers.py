@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import io
 import math
 import os
 import zipfile

@@ -367,8 +367,6 @@ class ProceduralShapes3D(GroundTruthDataset):
             self._try_load()
         if self._done.all():
             return
-        from semistylegan.data.dsprites import area_downsample
-
         uniq = np.unique(keys, axis=0)
         todo = [tuple(k) for k in uniq if not self._done[tuple(k)]]
         for shape, scale, orient in todo:

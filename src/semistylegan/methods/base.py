@@ -145,12 +145,14 @@ class Method:
     options: tuple[str, ...] = ()         # the cfg.extra keys a method accepts
 
     def checked_options(self) -> dict:
-        """cfg.extra, refusing keys the method does not take (one clear line)."""
+        """cfg.extra, refusing keys the method does not take (one clear line); also kept as
+        `self.extra`, where `_float` reads it."""
         extra = dict(self.cfg.extra or {})
         unknown = set(extra) - set(self.options)
         if unknown:
             raise UserError(f"{self.cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
                             f"it takes {', '.join(self.options)}")
+        self.extra = extra
         return extra
 
     def _float(self, key: str, default: float) -> float:

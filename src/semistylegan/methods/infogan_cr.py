@@ -32,7 +32,6 @@ with the factors (unsupervised), so L2 and L2-gen mean nothing; MIG and Factor s
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,7 +96,6 @@ class InfoGANCR(Method):
         super().__init__(cfg, dataset_info)
         self.name = cfg.method
         extra = self.checked_options()
-        self.extra = extra
         self.code_dim = int(extra.get("latent_dim", self.num_factors))
         self.noise_dim = int(extra.get("noise_dim", 5))
         if self.code_dim < 2:

@@ -17,7 +17,6 @@ not take gradients, so gamma_G L_unsup and the G half of L_sr only update G. Wit
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,6 +29,8 @@ __all__ = ["SemiStyleGAN"]
 
 class SemiStyleGAN(Method):
     ema_networks = ("G",)
+    # MixUp partners: the step's own fakes when the labelled batch is no larger than the batch.
+    reuse_step_fakes_for_mixup = True
     # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
     conditional_generator = True
 
@@ -51,12 +52,17 @@ class SemiStyleGAN(Method):
                           cfg.mbstd_group)
         return {"G": G, "D": D}
 
+    def d_step_ratio(self) -> float:
+        """Lazy R1 (StyleGAN2): the regulariser runs every r1_interval steps with its weight
+        scaled up by the interval; D's lr is multiplied and its Adam betas raised to this power
+        so that Adam sees the same averages."""
+        cfg = self.cfg
+        return cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_interval > 0 and cfg.r1_gamma > 0 else 1.0
+
     def build_optimizers(self, nets):
         cfg = self.cfg
         betas = (0.0, 0.99)
-        # Lazy R1 (StyleGAN2): the regulariser runs every r1_interval steps with its weight
-        # scaled up by the interval; lr and betas are adjusted so Adam sees the same averages.
-        ratio = cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_interval > 0 and cfg.r1_gamma > 0 else 1.0
+        ratio = self.d_step_ratio()
         return {
             "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas, eps=1e-8),
             "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr * ratio,
@@ -90,12 +96,13 @@ class SemiStyleGAN(Method):
 
     def _mix_partners(self, ctx: StepContext, batch: Batch, G, fake: torch.Tensor, codes: torch.Tensor):
         """Generated partners x' = G(c', z) for the MixUp pairs. When the labelled batch is no
-        larger than the batch, the step's own fakes are reused (their first L), which saves a
-        generator pass; otherwise more are generated. (Two ranks then pair labelled images with
-        other fakes than one process would: equivalent in distribution, bit-equal only when
-        labeled_batch == batch.)"""
+        larger than the batch (and `reuse_step_fakes_for_mixup`), the step's own fakes are
+        reused (their first L), which saves a generator pass; otherwise fresh ones are
+        generated from the labelled images as `source`. (Two ranks then pair labelled images
+        with other fakes than one process would: equivalent in distribution, bit-equal only
+        when labeled_batch == batch.)"""
         n = batch.labeled.shape[0]
-        if batch.global_labeled_batch <= batch.global_batch:
+        if self.reuse_step_fakes_for_mixup and batch.global_labeled_batch <= batch.global_batch:
             return fake[:n], codes[:n]
         mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())

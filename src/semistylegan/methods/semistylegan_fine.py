@@ -76,14 +76,14 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
+    options = ("fine_factors", "fine_input_res", "fine_head_res")
+    # MixUp partners are generated from the labelled images' own coarse input (so a mixed
+    # image keeps one layout), never taken from the step's fakes.
+    reuse_step_fakes_for_mixup = False
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        extra = dict(cfg.extra or {})
-        unknown = set(extra) - {"fine_factors", "fine_input_res", "fine_head_res"}
-        if unknown:
-            raise UserError(f"semi-fine: unknown option(s) {', '.join(sorted(unknown))} "
-                            "(known: fine_factors, fine_input_res, fine_head_res)")
+        extra = self.checked_options()
         self.factor_names = list(dataset_info["factors"]["names"])
         self.fine_idx = resolve_fine_factors(dataset_info.get("name", cfg.dataset), self.factor_names,
                                              extra.get("fine_factors"))
@@ -131,14 +131,6 @@ class SemiStyleGANFine(SemiStyleGAN):
 
     def _label_targets(self, batch: Batch):
         return self._fine_labels(batch)
-
-    def _mix_partners(self, ctx, batch: Batch, G, fake, codes):
-        """MixUp partners are generated from the labelled images' own coarse input, so the
-        mixed image keeps one layout."""
-        mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
-        grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())
-        with torch.set_grad_enabled(grad):
-            return ctx.image(G(mix_codes, mix_z, batch.labeled)), mix_codes
 
     # evaluation -------------------------------------------------------------------------
     def encode_fine(self, nets, images: torch.Tensor) -> torch.Tensor:

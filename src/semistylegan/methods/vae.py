@@ -123,7 +123,6 @@ class VAEMethod(Method):
             raise UserError(f"the VAE baselines need --resolution >= 8, got {cfg.resolution}")
         self.channels = int(dataset_info["channels"])
         self.dataset_size = int(dataset_info.get("num_images", 0)) or None
-        self.extra = extra
 
     @property
     def z_dim(self) -> int:

@@ -48,7 +48,7 @@ def _sampled_points(stream: utils.FactorStream, num_points: int, batch_size: int
     k_total = stream.dataset.num_factors
     labels = np.empty(num_points, dtype=np.int64)
     features = []
-    if stream.replayable:  # same draws, made in bulk (utils.replay_randint)
+    if stream.replayable:  # same draws, made in bulk (utils.randint_chunks)
         ks, factors = stream.replay_groups(num_points, 2, batch_size)
         rows = np.arange(num_points)
         factors[rows, 1, :, ks] = factors[rows, 0, :, ks]
