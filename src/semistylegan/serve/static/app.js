@@ -11,6 +11,7 @@ const state = {
   inFlight: false,
   pending: false,
   renders: 0,
+  errorsShown: 0,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -19,9 +20,13 @@ function showError(message) {
   const box = $("error");
   box.textContent = message;
   box.hidden = false;
+  state.errorsShown += 1;
 }
 
-function clearError() {
+// A request that succeeds clears the errors shown before it started, never a newer one (a
+// slow render must not hide the message of an upload that failed meanwhile).
+function clearErrorsBefore(errorsShownAtStart) {
+  if (state.errorsShown !== errorsShownAtStart) return;
   $("error").hidden = true;
   $("error").textContent = "";
 }
@@ -62,6 +67,7 @@ async function render() {
   try {
     do {
       state.pending = false;
+      const errorsAtStart = state.errorsShown;
       const t0 = performance.now();
       const out = await postJSON("/api/render", requestBody());
       const img = $("output");
@@ -69,7 +75,7 @@ async function render() {
       state.renders += 1;
       img.dataset.renders = String(state.renders);
       $("timing").textContent = `(${out.ms.toFixed(0)} ms model, ${(performance.now() - t0).toFixed(0)} ms total)`;
-      clearError();
+      clearErrorsBefore(errorsAtStart);
     } while (state.pending);
   } catch (e) {
     showError(e.message);
@@ -122,6 +128,7 @@ async function upload(file) {
     showError(`upload too large (${file.size} bytes; at most ${limits.max_upload_bytes})`);
     return;
   }
+  const errorsAtStart = state.errorsShown;
   try {
     const out = await api("/api/upload", { method: "POST", body: file });
     state.imageId = out.image_id;
@@ -134,7 +141,7 @@ async function upload(file) {
     $("image-note").textContent = state.info.needs_image
       ? `The image's ${state.info.coarse_resolution}x${state.info.coarse_resolution} downsample keeps the coarse content; the sliders set the fine factors.`
       : "The sliders start at the codes the encoder read from the image; the generator redraws it from them.";
-    clearError();
+    clearErrorsBefore(errorsAtStart);
     await render();
   } catch (e) {
     showError(e.message);
@@ -147,6 +154,7 @@ async function traverse() {
     showError(`steps must be an integer in [2, ${state.info.limits.max_steps}]`);
     return;
   }
+  const errorsAtStart = state.errorsShown;
   try {
     const out = await postJSON("/api/traverse", { ...requestBody(), steps });
     const img = $("traversal");
@@ -165,7 +173,7 @@ async function traverse() {
         labels.append(d);
       });
     };
-    clearError();
+    clearErrorsBefore(errorsAtStart);
   } catch (e) {
     showError(e.message);
   }
