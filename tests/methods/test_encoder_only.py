@@ -57,3 +57,20 @@ def test_mixup_between_labelled_pairs():
 def test_needs_labels():
     with pytest.raises(UserError):
         setup("encoder-only", labeled_fraction=0.0)
+
+
+def test_quick_preset_matches_semistylegan_encoder():
+    """The CPU study compares Encoder-only with Semi-StyleGAN at equal architecture: the
+    encoder-quick32 E must have exactly the parameter shapes of dsprites-quick's D/E and the
+    same numerics switches."""
+    from semistylegan.config import make_config
+    from semistylegan.methods import build_method
+
+    info = {"channels": 1, "factors": {"names": ["a", "b", "c"], "sizes": [3, 6, 40]}}
+    semi_cfg = make_config("dsprites-quick", method="semi")
+    enc_cfg = make_config("encoder-quick32", method="encoder-only", labeled_fraction=0.01)
+    for key in ("resolution", "channel_base", "channel_max", "mbstd_group", "bf16", "channels_last"):
+        assert getattr(semi_cfg, key) == getattr(enc_cfg, key), key
+    d = build_method(semi_cfg, info).build_networks()["D"]
+    e = build_method(enc_cfg, info).build_networks()["E"]
+    assert [(n, p.shape) for n, p in d.named_parameters()] == [(n, p.shape) for n, p in e.named_parameters()]

@@ -40,8 +40,10 @@ PRESETS: dict[str, dict] = {
                       labeled_batch=64, lr=1e-3, kimg=2000.0, **_BOOKKEEPING_GPU),
     "encoder-cpu32": dict(dataset="dsprites", resolution=32, channel_base=2048, channel_max=64, batch=32,
                           labeled_batch=32, lr=2e-3, kimg=100.0, **_BOOKKEEPING_CPU),
-    "encoder-quick32": dict(dataset="dsprites", resolution=32, z_dim=16, w_dim=64, mapping_layers=3, channel_base=1024,
-                            channel_max=64, batch=32, labeled_batch=32, lr=2e-3, kimg=40.0, **_BOOKKEEPING_CPU),
+    # Must match dsprites-quick's encoder (widths, bf16 autocast, channels_last); a test checks it.
+    "encoder-quick32": dict(dataset="dsprites", resolution=32, z_dim=16, w_dim=64, mapping_layers=3, channel_base=512,
+                            channel_max=64, batch=32, labeled_batch=32, lr=2e-3, kimg=40.0, channels_last=True,
+                            bf16=True, **_BOOKKEEPING_CPU),
 }
 # Same sizes on 3DShapes (CPU study) and at the paper resolutions of the ablation datasets.
 for _name in ("vae-cpu32", "infogancr-cpu32", "encoder-cpu32", "encoder-quick32"):
