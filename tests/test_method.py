@@ -82,6 +82,15 @@ def test_info_stylegan_weights_and_terms():
     assert set(terms) == {"gan", "unsup"}
 
 
+@pytest.mark.parametrize("method", ["semi", "info"])
+def test_unknown_set_option_is_refused(method):
+    from semistylegan.errors import UserError
+    cfg = make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01,
+                      extra={"gama": "3"})
+    with pytest.raises(UserError, match=rf"^{method}: unknown option\(s\) gama; it takes none"):
+        build_method(cfg, make_dataset("dsprites", 16).info())
+
+
 def test_l2_norm_loss_is_plain_norm_with_mask():
     pred = torch.tensor([[3.0, 4.0], [1.0, 1.0]])
     target = torch.zeros(2, 2)

@@ -58,8 +58,11 @@ def test_grid_expansion(tmp_path):
     assert cfg.method == "beta-vae" and cfg.labeled_fraction == 0 and cfg.extra == {"vae_beta": 2}
     assert cfg.kimg == pytest.approx(0.032) and cfg.resolution == 16
     # eta does not multiply unsupervised methods; gamma does not multiply non-StyleGAN methods
-    st2 = S.load_study(_write(tmp_path, STUDY.replace('methods = ["beta-vae"]', 'methods = ["beta-vae", "info"]\ngamma = [1, 10]'), "t.toml"))
+    st2 = S.load_study(_write(tmp_path, STUDY + '\n[[grid]]\nmethods = ["info"]\nseeds = [0]\ngamma = [1, 10]\n', "t.toml"))
     assert [c.cell_id for c in st2.cells][4:] == ["beta-vae-s0", "info-g1-s0", "info-g10-s0"]
+    # a block's `set` options must suit every method of the block: info takes none
+    with pytest.raises(UserError, match=r"u\.toml:24: cell info-g1-s0: info: unknown option\(s\) vae_beta"):
+        S.load_study(_write(tmp_path, STUDY.replace('methods = ["beta-vae"]', 'methods = ["beta-vae", "info"]'), "u.toml"))
     assert S.partition(st.cells, 2, 1) == [st.cells[1], st.cells[3]]
 
 

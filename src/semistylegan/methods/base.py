@@ -150,8 +150,8 @@ class Method:
         extra = dict(self.cfg.extra or {})
         unknown = set(extra) - set(self.options)
         if unknown:
-            raise UserError(f"{self.cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; "
-                            f"it takes {', '.join(self.options)}")
+            takes = ", ".join(self.options) if self.options else "none (its settings are train flags and config fields)"
+            raise UserError(f"{self.cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; it takes {takes}")
         self.extra = extra
         return extra
 

@@ -36,6 +36,7 @@ class SemiStyleGAN(Method):
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
+        self.checked_options()  # semi / info take no --set options; semi-fine declares its own
         self.name = cfg.method
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
