@@ -82,7 +82,7 @@ def test_info_stylegan_weights_and_terms():
     assert set(terms) == {"gan", "unsup"}
 
 
-@pytest.mark.parametrize("method", ["semi", "info"])
+@pytest.mark.parametrize("method", ["semi", "info", "encoder-only"])
 def test_unknown_set_option_is_refused(method):
     from semistylegan.errors import UserError
     cfg = make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01,

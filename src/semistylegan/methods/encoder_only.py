@@ -49,9 +49,7 @@ class EncoderOnly(Method):
         self.name = cfg.method
         if cfg.labeled_fraction <= 0:
             raise UserError(f"{cfg.method} trains on labelled images only: use --labeled-fraction > 0")
-        if cfg.extra:
-            raise UserError(f"{cfg.method}: unknown option(s) {', '.join(sorted(cfg.extra))}; it takes none "
-                            "(use --alpha and the MixUp xi of the config)")
+        self.checked_options()  # none: alpha and mixup_xi are config fields
         self.channels = int(dataset_info["channels"])
 
     def build_networks(self):
