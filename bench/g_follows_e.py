@@ -26,7 +26,6 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def diagnose(trainer, num: int = 2000, seed: int = 1) -> dict:
