@@ -15,10 +15,9 @@ import sys
 
 import torch
 
-from encoder_probe import encoder_report, test_indices, unequalise
+from encoder_probe import real_image_report, unequalise
 from semistylegan.config import make_config
 from semistylegan.data import make_dataset
-from semistylegan.evaluation import encoder_fn
 from semistylegan.methods.semistylegan import SemiStyleGAN
 from semistylegan.train import Trainer
 
@@ -52,12 +51,10 @@ def main() -> int:
     cfg = make_config("dsprites-quick", kimg=kimg, metrics_kimg=0.0)
     trainer = Trainer(cfg, out, progress=False)
     print(trainer.run(), flush=True)
-    ds = make_dataset("dsprites", 32)
-    test = test_indices(ds)
     nets = trainer.eval_nets
     for n in nets.values():
         n.eval()
-    report = encoder_report(encoder_fn(trainer.method, nets, trainer.device)(ds.images(test)), ds, test)
+    report = real_image_report(trainer.method, nets, trainer.device, make_dataset("dsprites", 32))
     print("E corr", {k: round(v, 3) for k, v in report["corr"].items()}, "L2", round(report["l2"], 3),
           "shape by class", [round(m, 2) for m, _ in report["shape_by_class"]], flush=True)
     return 0

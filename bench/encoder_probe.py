@@ -55,6 +55,19 @@ def encoder_report(pred: np.ndarray, dataset, test: np.ndarray) -> dict:
     return {"l2": float(np.linalg.norm(pred - true, axis=1).mean()), "corr": corr, "shape_by_class": by_shape}
 
 
+def real_image_report(method, nets: dict, device, dataset) -> dict:
+    """encoder_report of a trained model's E on the test images, plus E's MIG on them
+    (bench/d_param_gan.py, bench/separate_encoder_gan.py, bench/g_follows_e.py)."""
+    from semistylegan import metrics as M
+    from semistylegan.evaluation import encoder_fn
+
+    test = test_indices(dataset)
+    pred = encoder_fn(method, nets, device)(dataset.images(test))
+    report = encoder_report(pred, dataset, test)
+    report["mig"] = float(M.mig(pred, dataset.classes(test))["discrete_mig"])
+    return report
+
+
 def unequalise(module: torch.nn.Module) -> None:
     """Store every equalised-lr weight at its run-time scale (same function, no equalised lr)."""
     from semistylegan.nets.layers import EqualConv2d, EqualLinear

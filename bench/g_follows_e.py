@@ -28,41 +28,44 @@ from pathlib import Path
 import numpy as np
 
 
-def diagnose(trainer, num: int = 2000, seed: int = 1) -> dict:
-    from encoder_probe import encoder_report, test_indices
-    from semistylegan import metrics as M
+def diagnose(method, nets: dict, device, dataset, kimg: float, num: int = 2000, seed: int = 1) -> dict:
+    """The per-factor table of the module docstring for evaluation networks in eval mode."""
+    from encoder_probe import real_image_report
     from semistylegan.evaluation import encoder_fn, generator_fn
     from semistylegan.metrics.generator import generator_metrics
     from semistylegan.metrics.oracle import get_oracle
 
-    nets = trainer.eval_nets
-    modes = {k: n.training for k, n in nets.items()}
-    for n in nets.values():
-        n.eval()
-    ds = trainer.dataset
-    space = ds.factor_space
+    space = dataset.factor_space
     sizes = np.asarray(space.sizes)
     rs = np.random.RandomState(seed)
     classes = np.stack([rs.randint(s, size=num) for s in sizes], axis=1)
     codes = classes / np.maximum(sizes - 1, 1)
-    gen, enc = generator_fn(trainer.method, nets, trainer.device), encoder_fn(trainer.method, nets, trainer.device)
-    oracle = get_oracle(ds)
+    gen, enc = generator_fn(method, nets, device), encoder_fn(method, nets, device)
+    oracle = get_oracle(dataset)
     fakes = gen(codes, seed=seed + 2)
     e_fake, o_fake = enc(fakes), oracle.encode(fakes)
-    test = test_indices(ds)
-    e_real = enc(ds.images(test))
-    real = encoder_report(e_real, ds, test)
+    real = real_image_report(method, nets, device, dataset)
 
     def corr(a, b):
         return round(float(np.corrcoef(a, b)[0, 1]), 3) if a.std() > 0 and b.std() > 0 else 0.0
 
-    out = {"kimg": trainer.cur_nimg / 1000}
+    out = {"kimg": kimg}
     for k, name in enumerate(space.names):
         out[name] = {"E~c": corr(e_fake[:, k], codes[:, k]), "oracle~c": corr(o_fake[:, k], codes[:, k]),
                      "real": round(real["corr"][name], 3)}
-    out["E_mig"] = round(float(M.mig(e_real, ds.classes(test))["discrete_mig"]), 4)
+    out["E_mig"] = round(real["mig"], 4)
     g = generator_metrics(gen, space, oracle, num_samples=num, repeats=1)
     out.update({k: round(float(g[k]), 4) for k in ("mig_gen", "l2_gen")})
+    return out
+
+
+def diagnose_trainer(trainer) -> dict:
+    """diagnose() on a training run's EMA networks, leaving them in their training modes."""
+    nets = trainer.eval_nets
+    modes = {k: n.training for k, n in nets.items()}
+    for n in nets.values():
+        n.eval()
+    out = diagnose(trainer.method, nets, trainer.device, trainer.dataset, trainer.cur_nimg / 1000)
     for k, n in nets.items():
         n.train(modes[k])
     return out
@@ -92,27 +95,22 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from semistylegan.checkpoint import latest_snapshot, load_snapshot
-    from semistylegan.config import TrainConfig, make_config
+    from semistylegan.config import make_config
+    from semistylegan.evaluation import load_run
     from semistylegan.train import Trainer
 
     if args.separate:
         from separate_encoder_gan import use_separate_encoder
         use_separate_encoder()
     if args.diagnose:
-        run = Path(args.diagnose)
-        cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-        import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(cfg, tmp, progress=False)
-            path = latest_snapshot(run)
-            trainer.load_state_dict(load_snapshot(path), source=str(path))
-            print(json.dumps({"run": str(run), **diagnose(trainer)}), flush=True)
+        run = load_run(args.diagnose)
+        line = diagnose(run.method, run.nets, run.device, run.dataset(), run.kimg)
+        print(json.dumps({"run": args.diagnose, **line}), flush=True)
         return 0
     if not args.out:
         p.error("--out or --diagnose")
-    cfg = replace(make_config("dsprites-quick", seed=args.seed, metrics_kimg=0.0, grid_kimg=0.0), **_overrides(args.set))
-    cfg = replace(cfg, kimg=1e6, snapshot_kimg=1e6)
+    cfg = replace(make_config("dsprites-quick", seed=args.seed, metrics_kimg=0.0, grid_kimg=0.0),
+                  kimg=1e6, snapshot_kimg=1e6, **_overrides(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     log = open(Path(args.out) / "g_follows_e.jsonl", "a")
@@ -122,7 +120,7 @@ def main(argv=None) -> int:
         trainer.train_one_step()
         done = time.monotonic() - t0 > args.minutes * 60
         if trainer.cur_nimg >= next_kimg * 1000 or done:
-            line = {"set": args.set, "seconds": round(time.monotonic() - t0), **diagnose(trainer)}
+            line = {"set": args.set, "seconds": round(time.monotonic() - t0), **diagnose_trainer(trainer)}
             print(json.dumps(line), flush=True)
             log.write(json.dumps(line) + "\n")
             log.flush()

@@ -80,11 +80,10 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the run in --out up to --kimg (exact resume)")
     args = p.parse_args(argv)
 
-    from encoder_probe import encoder_report, test_indices
-    from semistylegan import metrics as M
+    from encoder_probe import real_image_report
     from semistylegan.config import make_config
     from semistylegan.data import make_dataset
-    from semistylegan.evaluation import encoder_fn, generator_fn
+    from semistylegan.evaluation import generator_fn
     from semistylegan.metrics.generator import generator_metrics
     from semistylegan.metrics.oracle import get_oracle
     from semistylegan.checkpoint import latest_snapshot, load_snapshot
@@ -105,15 +104,13 @@ def main(argv=None) -> int:
     for n in nets.values():
         n.eval()
     ds = make_dataset("dsprites", 32)
-    test = test_indices(ds)
-    pred = encoder_fn(trainer.method, nets, trainer.device)(ds.images(test))
-    report = encoder_report(pred, ds, test)
+    report = real_image_report(trainer.method, nets, trainer.device, ds)
     out = {
         "variant": "shared" if args.shared else "separate",
         "kimg": args.kimg,
         "E_corr": {k: round(v, 3) for k, v in report["corr"].items()},
         "E_l2": round(report["l2"], 4),
-        "E_mig": round(float(M.mig(pred, ds.classes(test))["discrete_mig"]), 4),
+        "E_mig": round(report["mig"], 4),
     }
     gen = generator_metrics(generator_fn(trainer.method, nets, trainer.device), ds.factor_space,
                             get_oracle(ds), num_samples=args.gen_samples, repeats=3)

@@ -82,8 +82,8 @@ class SemiStyleGANFine(SemiStyleGAN):
     reuse_step_fakes_for_mixup = False
 
     def __init__(self, cfg, dataset_info: dict):
-        super().__init__(cfg, dataset_info)
-        extra = self.checked_options()
+        super().__init__(cfg, dataset_info)  # checks the options against `options`, keeps self.extra
+        extra = self.extra
         self.factor_names = list(dataset_info["factors"]["names"])
         self.fine_idx = resolve_fine_factors(dataset_info.get("name", cfg.dataset), self.factor_names,
                                              extra.get("fine_factors"))

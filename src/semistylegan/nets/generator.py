@@ -7,7 +7,6 @@ paper's precursor code. `w_avg` tracks the mean w for the truncation trick.
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
