@@ -72,14 +72,26 @@ def diagnose_trainer(trainer) -> dict:
 
 
 def _overrides(pairs: list[str]) -> dict:
+    """FIELD=VALUE pairs cast to the type of the TrainConfig field's default."""
     from semistylegan.config import TrainConfig
-    types = {f.name: f for f in fields(TrainConfig)}
+    defaults = TrainConfig()
+    names = {f.name for f in fields(TrainConfig)}
     out = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        if key not in types:
+        if key not in names:
             raise SystemExit(f"--set {pair}: {key} is not a TrainConfig field")
-        out[key] = float(value) if value not in ("true", "false") else value == "true"
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if value not in ("true", "false"):
+                raise SystemExit(f"--set {pair}: {key} takes true or false")
+            out[key] = value == "true"
+        elif isinstance(default, str):
+            out[key] = value
+        elif isinstance(default, int):
+            out[key] = int(value)
+        else:
+            out[key] = float(value)
     return out
 
 
@@ -128,6 +140,7 @@ def main(argv=None) -> int:
         if done:
             break
     trainer.write_grid("traversal.png")
+    trainer.save_snapshot()
     return 0
 
 

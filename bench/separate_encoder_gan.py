@@ -42,6 +42,21 @@ class SeparateEncoderD(nn.Module):
     def encode(self, img):
         return torch.cat(self.E(img), dim=1)
 
+    def read_codes(self, img):
+        """Codes in [0, 1]; with a classifier E (code_head = classify), the arg-max values."""
+        from semistylegan.nets.discriminator import decode_code_logits
+
+        out = self.encode(img)
+        sizes = getattr(self, "code_classes", None)
+        if sizes is None:
+            return out
+        return decode_code_logits(out, sizes, self.fake_classes)
+
+    def heads(self, img, need_logits: bool = True, need_codes: bool = True, cond_codes=None, cond_known=None):
+        if cond_codes is not None:
+            raise ValueError("the separate-encoder D has no conditional head")
+        return (*self.forward(img, need_logits, need_codes), None)
+
 
 def use_separate_encoder() -> None:
     from semistylegan.methods.semistylegan import SemiStyleGAN
@@ -52,8 +67,13 @@ def use_separate_encoder() -> None:
     def networks(self):
         nets = build_networks(self)
         nets["D"].code_head = None  # unused: the codes come from E
-        E = OracleNet(self.cfg.resolution, self.channels, (1,) * self.num_factors)
+        sizes = tuple(int(m) for m in self.factor_sizes)
+        fake = self.fake_classes > 0
+        heads = tuple(m * (2 if fake else 1) for m in sizes) if self.classify else (1,) * self.num_factors
+        E = OracleNet(self.cfg.resolution, self.channels, heads)
         nets["D"] = SeparateEncoderD(nets["D"], E)
+        nets["D"].code_classes = sizes if self.classify else None
+        nets["D"].fake_classes = fake
         return nets
 
     def optimizers(self, nets):
@@ -61,7 +81,7 @@ def use_separate_encoder() -> None:
         ratio = self.d_step_ratio()
         d = nets["D"]
         return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=(0.0, 0.99), eps=1e-8),
+            "G": self.g_optimizer(nets["G"]),
             "D": torch.optim.Adam([
                 {"params": list(d.D.parameters()), "lr": cfg.lr * ratio, "betas": (0.0, 0.99 ** ratio)},
                 {"params": list(d.E.parameters()), "lr": 0.002, "betas": (0.9, 0.999)},

@@ -114,3 +114,125 @@ def test_training_steps_move_parameters(tmp_path, method, eta):
     # the EMA generator follows but lags
     ema_p = next(trainer.ema["G"].parameters())
     assert not torch.equal(ema_p, next(trainer.nets["G"].parameters()))
+
+
+# --- the optional pair head (cond_gan > 0, not in SPEC.md) --------------------------------
+def test_pair_head_routing():
+    cfg, method, nets, batch, ctx = _setup(cond_gan=2.0)
+    D = nets["D"]
+    pair = list(D.cond_embed.parameters()) + list(D.cond_out.parameters())
+
+    def pair_got():
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in pair)
+
+    terms = method.d_phase_terms(ctx, nets, batch, do_r1=True)
+    assert set(terms) == {"gan", "sup", "cond", "sr", "r1"} and terms["cond"][0] == 2.0
+    r = _reached(terms["cond"][1], nets)
+    assert not r["G"] and r["D"] and not r["E_head"] and not r["D_out"]  # never G, never E's head
+    assert pair_got()
+    _reached(terms["r1"][1], nets)
+    assert pair_got()  # R1 covers the pair head on the labelled real pairs
+    _reached(terms["gan"][1], nets)
+    assert not pair_got()  # the unconditional loss leaves the pair head alone
+
+    set_requires_grad(D, False)
+    terms = method.g_phase_terms(ctx, nets, batch)
+    assert set(terms) == {"gan", "unsup", "cond", "sr"}
+    r = _reached(terms["cond"][1], nets)
+    assert r["G"] and not r["D"]
+
+
+def test_pair_head_off_by_default_and_unknown_factors_count_nothing():
+    _, _, nets, _, _ = _setup()
+    assert nets["D"].cond_embed is None  # SPEC.md's D: no pair head
+    with pytest.raises(ValueError, match="no conditional head"):
+        nets["D"].heads(torch.zeros(2, 1, 16, 16), cond_codes=torch.zeros(2, 5))
+    _, _, nets, batch, _ = _setup(cond_gan=1.0)
+    D = nets["D"].eval()
+    x, c = batch.labeled[:4], batch.labeled_codes[:4]
+    known = torch.ones_like(c, dtype=torch.bool)
+    known[:, 1] = False
+    other = c.clone()
+    other[:, 1] = 1.0 - other[:, 1]  # changing an unknown factor changes nothing
+    a = D.heads(x, need_logits=False, need_codes=False, cond_codes=c, cond_known=known)[2]
+    b = D.heads(x, need_logits=False, need_codes=False, cond_codes=other, cond_known=known)[2]
+    torch.testing.assert_close(a, b)
+    other[:, 0] = 1.0 - other[:, 0]  # changing a known one does
+    assert not torch.allclose(a, D.heads(x, need_logits=False, need_codes=False, cond_codes=other, cond_known=known)[2])
+
+
+@pytest.mark.parametrize("method", ["info", "semi-fine", "encoder-only"])
+def test_pair_head_only_for_semi(method):
+    from semistylegan.errors import UserError
+    with pytest.raises(UserError, match="--cond-gan needs --method semi"):
+        make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01, cond_gan=1.0)
+
+
+# --- E as a classifier (code_head = classify), fake classes, a plain generator ---------------
+def test_classifier_head_losses_and_reading():
+    import torch.nn.functional as F
+    cfg, method, nets, batch, ctx = _setup(code_head="classify")
+    sizes = [int(m) for m in method.factor_sizes]
+    D = nets["D"]
+    assert D.code_head.weight.shape[0] == sum(sizes)
+    out = D.encode(batch.labeled)
+    # L_sup = cross-entropy of each factor's softmax against its value, mean over factors
+    want = torch.stack([F.cross_entropy(chunk, (batch.labeled_codes[:, k] * (m - 1)).round().long(), reduction="none")
+                        for k, (chunk, m) in enumerate(zip(out.split(sizes, dim=1), sizes))], dim=1).mean()
+    torch.testing.assert_close(method._code_loss(out, batch.labeled_codes, batch.labeled_mask), want)
+    # the reading is the arg-max value's code, on the grid
+    read = method.encode(nets, batch.labeled)
+    for k, m in enumerate(sizes):
+        torch.testing.assert_close(read[:, k], out.split(sizes, dim=1)[k].argmax(dim=1).float() / (m - 1))
+    terms = method.d_phase_terms(ctx, nets, batch, do_r1=False)
+    assert set(terms) == {"gan", "sup", "sr"}
+    assert _reached(terms["sup"][1], nets) == {"G": False, "D": True, "E_head": True, "D_out": False}
+    set_requires_grad(D, False)
+    terms = method.g_phase_terms(ctx, nets, batch)
+    r = _reached(terms["unsup"][1], nets)
+    assert r["G"] and not r["D"]
+
+
+def test_fake_classes_term_and_marginal_reading():
+    from semistylegan.nets.discriminator import decode_code_logits
+    cfg, method, nets, batch, ctx = _setup(code_head="classify", fake_classes=0.5)
+    sizes = [int(m) for m in method.factor_sizes]
+    assert nets["D"].code_head.weight.shape[0] == 2 * sum(sizes)
+    terms = method.d_phase_terms(ctx, nets, batch, do_r1=False)
+    assert terms["fake_cls"][0] == 0.5
+    r = _reached(terms["fake_cls"][1], nets)
+    assert r["E_head"] and not r["G"]
+    # a value's probability is its real class plus its fake class: value 1 of 2 wins on the sum
+    logits = torch.log(torch.tensor([[0.3, 0.25, 0.0, 0.45]]).clamp_min(1e-9))  # real 0, real 1, fake 0, fake 1
+    assert decode_code_logits(logits, (2,), fake_classes=True).item() == 1.0
+    assert decode_code_logits(logits[:, :2], (2,)).item() == 0.0
+    # "real" and "fake" targets are different classes of the same head
+    out = nets["D"].encode(batch.labeled)
+    assert not torch.allclose(method._code_loss(out, batch.labeled_codes, target="real"),
+                              method._code_loss(out, batch.labeled_codes, target="fake"))
+
+
+def test_plain_generator_keeps_its_function_and_optimiser_betas():
+    from semistylegan.nets.layers import ModulatedConv2d, store_at_runtime_scale
+    cfg, method, nets, batch, ctx = _setup()
+    G = nets["G"].eval()
+    c, z = batch.labeled_codes[:4], torch.randn(4, cfg.z_dim)
+    before = G(c, z)
+    store_at_runtime_scale(G)
+    torch.testing.assert_close(G(c, z), before, rtol=1e-5, atol=1e-5)
+    assert all(m.weight_gain == 1.0 for m in G.modules() if isinstance(m, ModulatedConv2d))
+    cfg, method, nets, _, _ = _setup(g_plain=True, g_beta1=0.9, g_beta2=0.999)
+    assert all(m.weight_gain == 1.0 for m in nets["G"].modules() if isinstance(m, ModulatedConv2d))
+    assert method.build_optimizers(nets)["G"].param_groups[0]["betas"] == (0.9, 0.999)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(code_head="softmax"), "--code-head must be regress or classify"),
+    (dict(fake_classes=1.0), "--fake-classes needs --code-head classify"),
+    (dict(code_head="classify", method="semi-fine"), "--code-head classify needs --method semi or info"),
+    (dict(g_beta1=1.0), r"g_beta1 must be in \[0, 1\)"),
+])
+def test_new_options_refuse_bad_values(overrides, message):
+    from semistylegan.errors import UserError
+    with pytest.raises(UserError, match=message):
+        make_config("tiny", **overrides)

@@ -32,6 +32,12 @@ class TrainConfig:
     beta: float | None = None           # Weight of L_sup (default gamma).
     alpha: float = 1.0                  # Weight of the MixUp smoothness term L_sr (0 disables it).
     mixup_xi: float = 0.75              # lambda ~ Beta(xi, xi), lambda' = max(lambda, 1 - lambda).
+    code_head: str = "regress"          # E: regress (SPEC.md, one output per factor, L2 norm) or
+                                        # classify (a softmax per factor, cross-entropy; grid factors).
+    fake_classes: float = 0.0           # With code_head classify: weight of a D/E term that teaches E
+                                        # G's images as classes of their own (ADC-GAN); 0 = off.
+    cond_gan: float = 0.0               # Weight of a pair (projection) real/fake head on the labelled
+                                        # pairs of J vs (G(c', z), c'); not in SPEC.md, 0 = off.
     r1_gamma: float = 10.0              # R1 weight (penalty r1_gamma / 2 * |grad|^2).
     r1_interval: int = 16               # Lazy R1: every this many steps (0 = never).
     # Networks.
@@ -46,6 +52,10 @@ class TrainConfig:
     batch: int = 32                     # Global batch of real and of generated images.
     labeled_batch: int = 32             # Global batch of labelled images for L_sup and L_sr.
     lr: float = 0.002                   # Adam learning rate (G and D), betas (0, 0.99).
+    g_plain: bool = False               # G without the equalised learning rate (weights stored at
+                                        # run-time scale; nets.layers.store_at_runtime_scale).
+    g_beta1: float = 0.0                # G's Adam betas (StyleGAN: 0, 0.99).
+    g_beta2: float = 0.99
     ema_kimg: float = 10.0              # EMA half-life of G in thousands of images.
     ema_rampup: float = 0.05            # EMA half-life at most this fraction of images seen.
     kimg: float = 100.0                 # Training length in thousands of real images.
@@ -98,15 +108,27 @@ class TrainConfig:
             raise UserError(f"--labeled-fraction must be in [0, 1], got {self.labeled_fraction}")
         if self.method in ("semi", "semi-fine") and self.labeled_fraction == 0.0:
             raise UserError("Semi-StyleGAN needs labels: use --labeled-fraction > 0, or --method info for eta = 0")
+        if self.cond_gan > 0 and self.method != "semi":
+            raise UserError(f"--cond-gan needs --method semi (labelled pairs and a conditional generator), not {self.method}")
+        if self.code_head not in ("regress", "classify"):
+            raise UserError(f"--code-head must be regress or classify, got {self.code_head!r}")
+        if self.code_head == "classify" and self.method not in ("semi", "info"):
+            raise UserError(f"--code-head classify needs --method semi or info, not {self.method}")
+        if self.fake_classes > 0 and self.code_head != "classify":
+            raise UserError("--fake-classes needs --code-head classify")
         if self.resolution < 4 or self.resolution & (self.resolution - 1):
             raise UserError(f"resolution must be a power of two >= 4, got {self.resolution}")
         for name in ("batch", "labeled_batch"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi"):
+        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi", "cond_gan", "fake_classes"):
             v = getattr(self, name)
             if not (v >= 0) or v != v:
                 raise UserError(f"{name} must be a non-negative number, got {v}")
+        for name in ("g_beta1", "g_beta2"):
+            v = getattr(self, name)
+            if not (0.0 <= v < 1.0):
+                raise UserError(f"{name} must be in [0, 1), got {v}")
         if self.mixup_xi <= 0:
             raise UserError("mixup_xi must be positive")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -58,7 +58,7 @@ class EncoderExport(nn.Module):
         self.fine = fine
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.D.encode(image)
+        return self.D.read_codes(image)
 
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 2) -> dict:

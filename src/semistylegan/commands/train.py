@@ -15,7 +15,7 @@ _FIELDS = {
     "beta": "beta", "alpha": "alpha", "kimg": "kimg", "batch": "batch", "labeled_batch": "labeled_batch",
     "lr": "lr", "seed": "seed", "snapshot_kimg": "snapshot_kimg", "grid_kimg": "grid_kimg",
     "metrics_kimg": "metrics_kimg", "device": "device", "r1_gamma": "r1_gamma", "r1_interval": "r1_interval",
-    "z_dim": "z_dim", "channels_last": "channels_last", "bf16": "bf16",
+    "z_dim": "z_dim", "cond_gan": "cond_gan", "code_head": "code_head", "fake_classes": "fake_classes", "g_plain": "g_plain", "g_beta1": "g_beta1", "g_beta2": "g_beta2", "channels_last": "channels_last", "bf16": "bf16",
 }
 # Options that may differ when resuming.
 _RESUMABLE = {"kimg", "device", "snapshot_kimg", "grid_kimg", "metrics_kimg"}
@@ -36,6 +36,16 @@ def add_parser(sub):
     a("--gamma-e", type=float, default=None, help="override gamma_E (L_unsup in D/E)")
     a("--beta", type=float, default=None, help="override beta (L_sup)")
     a("--alpha", type=float, default=None, help="weight of the smoothness term L_sr (0 disables it)")
+    a("--g-plain", action="store_const", const=True, default=None,
+      help="G without the equalised learning rate (weights stored at run-time scale)")
+    a("--g-beta1", type=float, default=None, help="G's Adam beta1 (StyleGAN: 0)")
+    a("--g-beta2", type=float, default=None, help="G's Adam beta2 (StyleGAN: 0.99)")
+    a("--code-head", default=None, choices=["regress", "classify"],
+      help="E reads each factor by regression (SPEC.md) or by a softmax over its values (grid factors)")
+    a("--fake-classes", type=float, default=None, metavar="W",
+      help="with --code-head classify: weight of teaching E G's images as classes of their own (ADC-GAN; 0 = off)")
+    a("--cond-gan", type=float, default=None, metavar="W",
+      help="weight of a pair real/fake head: labelled (x, c) of J vs (G(c', z), c') (not in SPEC.md; 0 = off)")
     a("--r1-gamma", type=float, default=None, help="R1 weight")
     a("--r1-interval", type=int, default=None, help="lazy R1 interval in steps")
     a("--z-dim", type=int, default=None, help="noise dimensions")

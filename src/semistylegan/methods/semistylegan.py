@@ -14,6 +14,12 @@ Which loss reaches which network follows from the phases: in the D/E phase G run
 gradients, so L_sup and the D/E half of L_sr never reach G; in the G phase D's parameters do
 not take gradients, so gamma_G L_unsup and the G half of L_sr only update G. With gamma_E = 0
 (the Semi-StyleGAN default) L_unsup never reaches E.
+
+Optional pair head (`cond_gan` > 0, not part of SPEC.md): D gets a projection head cond(x, c)
+trained to tell the labelled pairs (x, c) of J from generated pairs (G(c', z), c'), and G takes
+softplus(-cond(G(c', z), c')). Unlike E (gamma_E = 0), this head sees G's images labelled with
+the code they were asked for, and learns to reject a blob that E reads as a heart but that looks
+like no real heart; unlike gamma_E > 0, it cannot be satisfied by reading G's stand-ins as c'.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ import torch.nn.functional as F
 
 from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
 from semistylegan.nets import Discriminator, Generator
+from semistylegan.nets.discriminator import split_code_logits, value_logits
+from semistylegan.nets.layers import store_at_runtime_scale
 
 __all__ = ["SemiStyleGAN"]
 
@@ -43,6 +51,9 @@ class SemiStyleGAN(Method):
         self.uses_labels = self._need_labels()
         # Info-StyleGAN's codes are not identified with the factors (no L2 / L2-gen).
         self.identified_codes = cfg.method != "info"
+        # E as a classifier (`code_head = "classify"`, not SPEC.md): see _code_loss.
+        self.classify = getattr(cfg, "code_head", "regress") == "classify"
+        self.fake_classes = float(getattr(cfg, "fake_classes", 0.0))
 
     # ------------------------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
@@ -50,8 +61,10 @@ class SemiStyleGAN(Method):
         G = Generator(self.num_factors, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels,
                       cfg.channel_base, cfg.channel_max, cfg.mapping_layers, cfg.mapping_lr_mul)
         D = Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
-                          cfg.mbstd_group)
-        return {"G": G, "D": D}
+                          cfg.mbstd_group, conditional=cfg.cond_gan > 0,
+                          code_classes=tuple(int(m) for m in self.factor_sizes) if self.classify else None,
+                          fake_classes=self.fake_classes > 0)
+        return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
 
     def d_step_ratio(self) -> float:
         """Lazy R1 (StyleGAN2): the regulariser runs every r1_interval steps with its weight
@@ -65,10 +78,60 @@ class SemiStyleGAN(Method):
         betas = (0.0, 0.99)
         ratio = self.d_step_ratio()
         return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas, eps=1e-8),
+            "G": self.g_optimizer(nets["G"]),
             "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr * ratio,
                                   betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8),
         }
+
+    def g_optimizer(self, G: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        return torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
+
+    # E's losses: L_sup, L_unsup, L_sr ---------------------------------------------------------
+    def _code_loss(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None = None,
+                   target: str = "real") -> torch.Tensor:
+        """||E(x) - c||_2 averaged over the batch (SPEC.md), or, with the classifier head, the
+        cross-entropy of each factor's softmax against the value of c, averaged over the known
+        factors and the batch. Regression pulls a weak reader's outputs towards the mean, so the
+        code 1 of a real heart reads as 0.57 (BENCHMARKS.md, section 1), and L_unsup's target can
+        only be met off the data; a classifier's target, the right value, is met by real images.
+        `target` (fake classes only): "real" (a real image of value c), "fake" (a generated
+        image asked for c) or "value" (either)."""
+        if not self.classify:
+            return l2_norm_loss(out, codes, known)
+        return self._cross_entropy(out, codes, known, target).mean()
+
+    def _cross_entropy(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None,
+                       target: str = "real") -> torch.Tensor:
+        """(N,) per-sample cross-entropy, mean over the known factors (0 when none is known)."""
+        sizes = [int(m) for m in self.factor_sizes]
+        denom = torch.tensor([max(m - 1, 1) for m in sizes], dtype=torch.float32, device=out.device)
+        classes = (codes.float() * denom).round().long()
+        classes = torch.minimum(classes.clamp_min(0), (denom.long())[None].expand_as(classes))
+        losses = []
+        for k, (chunk, m) in enumerate(zip(split_code_logits(out.float(), sizes, self.fake_classes > 0), sizes)):
+            idx = classes[:, k]
+            if chunk.shape[1] != m:  # 2m logits: real values, then generated ones
+                if target == "value":
+                    chunk = value_logits(chunk, m)
+                elif target == "fake":
+                    idx = idx + m
+            losses.append(F.cross_entropy(chunk, idx, reduction="none"))
+        losses = torch.stack(losses, dim=1)
+        if known is None:
+            return losses.mean(dim=1)
+        known = known.float()
+        return (losses * known).sum(dim=1) / known.sum(dim=1).clamp_min(1.0)
+
+    def _mix_loss(self, out: torch.Tensor, c_mix: torch.Tensor, lam: torch.Tensor, labeled_codes: torch.Tensor,
+                  fake_codes: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Eq (6) on x~: ||E(x~) - c~|| or, for the classifier, the cross-entropy against the
+        mixed one-hot targets l' onehot(c) + (1 - l') onehot(c') (MixUp's usual form)."""
+        if not self.classify:
+            return l2_norm_loss(out, c_mix, known)
+        a = self._cross_entropy(out, labeled_codes, known, "value")
+        b = self._cross_entropy(out, fake_codes, known, "value")  # the partner's code counts where c is known
+        return (lam * a + (1.0 - lam) * b).mean()
 
     # random inputs ----------------------------------------------------------------------
     def _draw_fakes(self, ctx: StepContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +147,14 @@ class SemiStyleGAN(Method):
         lam = torch.maximum(lam, 1.0 - lam)
         x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * fake
         c_mix = lam[:, None] * self._label_targets(batch)[0] + (1.0 - lam[:, None]) * fake_codes
-        return x_mix, c_mix
+        return x_mix, c_mix, lam
+
+    def _sr_term(self, ctx: StepContext, batch: Batch, G, D, fake: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """L_sr (eqs 5-6) on this step's MixUp pairs."""
+        mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
+        x_mix, c_mix, lam = self._mixup(ctx, batch, mix_fake, mix_codes)
+        targets, known = self._label_targets(batch)
+        return self._mix_loss(D.encode(ctx.image(x_mix)), c_mix, lam, targets, mix_codes, known)
 
     def _synthesize(self, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor, **kwargs) -> torch.Tensor:
         """G(c, z); `source` (real images of the same step) is for generators that start from
@@ -111,35 +181,49 @@ class SemiStyleGAN(Method):
             return ctx.image(self._synthesize(G, mix_codes, mix_z, batch.labeled)), mix_codes
 
     def _need_labels(self) -> bool:
-        return self.w["beta"] > 0 or self.w["alpha"] > 0
+        return self.w["beta"] > 0 or self.w["alpha"] > 0 or self.cfg.cond_gan > 0
 
     # phases -----------------------------------------------------------------------------
     def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
         """Loss terms of the D/E phase as {name: (weight, value)}. G runs without gradients."""
         G, D = nets["G"], nets["D"]
         w = self.w
+        cond_w = self.cfg.cond_gan
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         codes, z = self._draw_fakes(ctx, batch.global_batch)
         use_labels = self._need_labels() and batch.labeled is not None
+        use_cond = use_labels and cond_w > 0
         with ctx.autocast():
             with torch.no_grad():
                 fake = ctx.image(self._synthesize(G, codes, z, batch.real))
-            fake_logits, fake_pred = D(fake, need_codes=w["gamma_E"] > 0)
+            fake_logits, fake_pred, fake_cond = D.heads(fake, need_codes=w["gamma_E"] > 0 or self.fake_classes > 0,
+                                                        cond_codes=codes if use_cond else None)
             real = ctx.image(batch.real.detach().requires_grad_(do_r1))
             real_logits, _ = D(real, need_codes=False)
             terms["gan"] = (1.0, F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean())
             if w["gamma_E"] > 0:
-                terms["unsup"] = (w["gamma_E"], l2_norm_loss(fake_pred, codes))
-            if use_labels and w["beta"] > 0:
-                pred = D.encode(ctx.image(batch.labeled))
-                terms["sup"] = (w["beta"], l2_norm_loss(pred, *self._label_targets(batch)))
+                terms["unsup"] = (w["gamma_E"], self._code_loss(fake_pred, codes))
+            if self.fake_classes > 0:  # E learns G's images as the generated class of c'
+                terms["fake_cls"] = (self.fake_classes, self._code_loss(fake_pred, codes, target="fake"))
+            labeled = lab_cond = None
+            if use_labels and (w["beta"] > 0 or use_cond):
+                targets, known = self._label_targets(batch)
+                labeled = ctx.image(batch.labeled.detach().requires_grad_(do_r1 and use_cond))
+                # one trunk pass for E's reading and the pair head
+                _, pred, lab_cond = D.heads(labeled, need_logits=False, need_codes=w["beta"] > 0,
+                                            cond_codes=targets if use_cond else None, cond_known=known)
+                if w["beta"] > 0:
+                    terms["sup"] = (w["beta"], self._code_loss(pred, targets, known))
+                if use_cond:
+                    terms["cond"] = (cond_w, F.softplus(fake_cond).mean() + F.softplus(-lab_cond).mean())
             if use_labels and w["alpha"] > 0:
-                mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
-                x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
-                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, self._label_targets(batch)[1]))
+                terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             penalty = grad.float().square().sum(dim=(1, 2, 3)).mean()
+            if lab_cond is not None:  # R1 of the pair head on the labelled real pairs
+                (grad,) = torch.autograd.grad(lab_cond.float().sum(), labeled, create_graph=True)
+                penalty = penalty + grad.float().square().sum(dim=(1, 2, 3)).mean()
             terms["r1"] = (self.cfg.r1_gamma / 2 * self.cfg.r1_interval, penalty)
         return terms
 
@@ -150,16 +234,17 @@ class SemiStyleGAN(Method):
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         codes, z = self._draw_fakes(ctx, batch.global_batch)
         use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
+        use_cond = self.cfg.cond_gan > 0 and batch.labeled is not None
         with ctx.autocast():
             fake = ctx.image(self._synthesize(G, codes, z, batch.real, update_w_avg=True))
-            logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
+            logits, pred, cond = D.heads(fake, need_codes=w["gamma_G"] > 0, cond_codes=codes if use_cond else None)
             terms["gan"] = (1.0, F.softplus(-logits).mean())
             if w["gamma_G"] > 0:
-                terms["unsup"] = (w["gamma_G"], l2_norm_loss(pred, codes))
+                terms["unsup"] = (w["gamma_G"], self._code_loss(pred, codes))
+            if use_cond:
+                terms["cond"] = (self.cfg.cond_gan, F.softplus(-cond).mean())
             if use_sr:
-                mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
-                x_mix, c_mix = self._mixup(ctx, batch, mix_fake, mix_codes)
-                terms["sr"] = (w["alpha"], l2_norm_loss(D.encode(ctx.image(x_mix)), c_mix, self._label_targets(batch)[1]))
+                terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))
         return terms
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
@@ -184,7 +269,7 @@ class SemiStyleGAN(Method):
 
     # evaluation -------------------------------------------------------------------------
     def encode(self, nets, images: torch.Tensor) -> torch.Tensor:
-        return nets["D"].encode(images)
+        return nets["D"].read_codes(images)
 
     def generate(self, nets, codes: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
         return nets["G"](codes, z, truncation_psi=truncation_psi)

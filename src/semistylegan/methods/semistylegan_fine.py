@@ -32,6 +32,7 @@ from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, StepContext
 from semistylegan.methods.semistylegan import SemiStyleGAN
 from semistylegan.nets.fine import FineDiscriminator, FineGenerator
+from semistylegan.nets.layers import store_at_runtime_scale
 
 __all__ = ["SemiStyleGANFine", "DEFAULT_FINE_FACTORS", "resolve_fine_factors"]
 
@@ -111,7 +112,7 @@ class SemiStyleGANFine(SemiStyleGAN):
                           cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res)
         D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
                               cfg.mbstd_group, head_resolution=self.head_res)
-        return {"G": G, "D": D}
+        return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
 
     # random inputs ----------------------------------------------------------------------
     def _draw_fakes(self, ctx: StepContext, n: int):

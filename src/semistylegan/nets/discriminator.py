@@ -3,6 +3,18 @@
 ResNet blocks from the input resolution down to 4x4, then the epilogue: minibatch standard
 deviation, 3x3 conv, fully connected layer, and two linear heads on the same features: a
 1-unit real/fake logit and a K-unit code head with no output activation (E).
+
+With `code_classes` (the number of values of each factor; not part of SPEC.md) the code head
+is a classifier instead: one softmax over the values of each factor, sum(code_classes) logits,
+and `read_codes` decodes them to the code of the arg-max value (value j of m -> j / (m - 1)).
+With `fake_classes` as well, each factor has 2m logits: m for "a real image with value j" and
+m for "a generated image asked for value j" (the classifier of ADC-GAN, Hou et al. 2022); the
+reading of an image sums the two probabilities of each value.
+
+Optionally (`conditional=True`, not part of SPEC.md) a third head judges (image, code) pairs:
+a projection discriminator (Miyato & Koyama 2018) on the same features as the real/fake
+logit, cond(x, c) = out_c(h) + <embed(c, known), h> / sqrt(dim(h)). Semi-StyleGAN trains it
+on the labelled pairs of J against generated pairs (G(c', z), c'), see methods/semistylegan.py.
 """
 from __future__ import annotations
 
@@ -14,7 +26,26 @@ import torch.nn as nn
 from semistylegan.nets.generator import channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear, MinibatchStd
 
-__all__ = ["Discriminator"]
+__all__ = ["Discriminator", "split_code_logits", "value_logits", "decode_code_logits"]
+
+
+def split_code_logits(out: torch.Tensor, sizes: tuple[int, ...], fake_classes: bool = False) -> list[torch.Tensor]:
+    """A classifier head's outputs, one (N, m) chunk per factor ((N, 2m) with fake classes)."""
+    return list(out.split([m * (2 if fake_classes else 1) for m in sizes], dim=1))
+
+
+def value_logits(chunk: torch.Tensor, m: int) -> torch.Tensor:
+    """(N, m) log-probabilities (up to a constant) of each value, real and fake classes summed."""
+    if chunk.shape[1] == m:
+        return chunk
+    return torch.logsumexp(torch.stack([chunk[:, :m], chunk[:, m:]]), dim=0)
+
+
+def decode_code_logits(out: torch.Tensor, sizes: tuple[int, ...], fake_classes: bool = False) -> torch.Tensor:
+    """(N, K) codes of the arg-max values (value j of m -> j / (m - 1))."""
+    cols = [value_logits(chunk, m).argmax(dim=1).to(out.dtype) / max(m - 1, 1)
+            for chunk, m in zip(split_code_logits(out, sizes, fake_classes), sizes)]
+    return torch.stack(cols, dim=1)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -32,7 +63,8 @@ class DiscriminatorBlock(nn.Module):
 
 class Discriminator(nn.Module):
     def __init__(self, c_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
-                 channel_max: int = 64, mbstd_group: int = 4):
+                 channel_max: int = 64, mbstd_group: int = 4, conditional: bool = False,
+                 code_classes: tuple[int, ...] | None = None, fake_classes: bool = False):
         super().__init__()
         self.c_dim, self.resolution, self.img_channels = c_dim, resolution, img_channels
         self.fromrgb = EqualConv2d(img_channels, channels_for(resolution, channel_base, channel_max), 1, activation="lrelu")
@@ -47,7 +79,16 @@ class Discriminator(nn.Module):
         self.conv = EqualConv2d(c4 + (1 if mbstd_group > 0 else 0), c4, 3, activation="lrelu")
         self.fc = EqualLinear(c4 * 16, c4, activation="lrelu")
         self.out = EqualLinear(c4, 1)
-        self.code_head = EqualLinear(c4, c_dim) if c_dim > 0 else None
+        if code_classes is not None and len(code_classes) != c_dim:
+            raise ValueError(f"code_classes needs one size per factor ({c_dim}), got {len(code_classes)}")
+        self.code_classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
+        self.fake_classes = bool(fake_classes) and self.code_classes is not None
+        code_outputs = sum(self.code_classes) * (2 if self.fake_classes else 1) if self.code_classes is not None else c_dim
+        self.code_head = EqualLinear(c4, code_outputs) if c_dim > 0 else None
+        # The pair head's code input is (c * known, known): an unknown factor of a partially
+        # labelled image contributes nothing, rather than reading as the value 0.
+        self.cond_embed = EqualLinear(2 * c_dim, c4, bias=False) if conditional and c_dim > 0 else None
+        self.cond_out = EqualLinear(c4, 1) if self.cond_embed is not None else None
 
     def blocks_forward(self, img: torch.Tensor, keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """The convolutional trunk down to 4x4; also returns block inputs at the resolutions in `keep`."""
@@ -74,13 +115,37 @@ class Discriminator(nn.Module):
 
     def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
         """Returns (real/fake logits (N,) or None, predicted codes (N, K) or None)."""
+        logits, codes, _ = self.heads(img, need_logits, need_codes)
+        return logits, codes
+
+    def heads(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True,
+              cond_codes: torch.Tensor | None = None, cond_known: torch.Tensor | None = None):
+        """One trunk pass for every head asked for: (real/fake logits (N,) or None, predicted
+        codes (N, K) or None, pair logits cond(x, c) (N,) for `cond_codes` or None)."""
         x, _ = self.blocks_forward(img)
-        logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
+        feat = self.epilogue(x, True) if need_logits or cond_codes is not None else None
+        logits = self.out(feat).squeeze(1) if need_logits else None
         codes = None
         if need_codes and self.code_head is not None:
             codes = self.code_head(self.epilogue(x, False))
-        return logits, codes
+        cond = None
+        if cond_codes is not None:
+            if self.cond_embed is None:
+                raise ValueError("this discriminator has no conditional head")
+            known = torch.ones_like(cond_codes) if cond_known is None else cond_known.to(cond_codes.dtype)
+            emb = self.cond_embed(torch.cat([cond_codes * known, known], dim=1))
+            cond = self.cond_out(feat).squeeze(1) + (emb * feat).sum(dim=1) / math.sqrt(feat.shape[1])
+        return logits, codes, cond
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
-        """E(x): the code head alone (independent of the other images in the batch)."""
+        """E(x): the code head's raw outputs (codes, or logits of a classifier head), independent
+        of the other images in the batch. Training losses take these."""
         return self.forward(img, need_logits=False)[1]
+
+    def read_codes(self, img: torch.Tensor) -> torch.Tensor:
+        """E's reading of images as codes in [0, 1] (N, K): what evaluation and editing use."""
+        out = self.encode(img)
+        classes = getattr(self, "code_classes", None)
+        if classes is None:
+            return out
+        return decode_code_logits(out, classes, self.fake_classes)

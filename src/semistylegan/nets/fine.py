@@ -110,6 +110,14 @@ class FineDiscriminator(Discriminator):
         logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
         return logits, codes
 
+    def heads(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True,
+              cond_codes: torch.Tensor | None = None, cond_known: torch.Tensor | None = None):
+        """Discriminator.heads without the pair head (semi-fine has none)."""
+        if cond_codes is not None:
+            raise ValueError("the fine discriminator has no conditional head")
+        logits, codes = self.forward(img, need_logits, need_codes)
+        return logits, codes, None
+
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """E_fine(x): depends on this image only (no batch statistics before the head)."""
         return self.fine_head(self.trunk_to_head(img).flatten(1))
