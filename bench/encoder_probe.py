@@ -18,6 +18,9 @@ true shape (square = 0, ellipse = 0.5, heart = 1). Variants:
 - d-plain:  d-quick without the equalised learning rate (each weight stored at its run-time
             scale, N(0, 1/fan_in), so an Adam step moves it sqrt(fan_in) times further relative
             to its size) and with Adam(0.9, 0.999): the same network and initial function.
+- d-classify: d-quick with the classifier code head of `--code-head classify` (a softmax per
+            factor, cross-entropy; the code read is the arg-max value's).
+- d-classify-cpu32 / d-classify-plain: the same with the dsprites-cpu32 widths / as d-plain.
 - oracle-regress:  the oracle encoder's CNN (semistylegan.metrics.oracle.OracleNet) with one
             regression output per factor and the L2-norm loss, Adam lr 0.002.
 - oracle-classify: the oracle's CNN as the oracle is trained (one softmax per factor,
@@ -33,7 +36,8 @@ import time
 import numpy as np
 import torch
 
-VARIANTS = ("d-quick", "d-cpu32", "d-mse", "d-adam", "d-plain", "oracle-regress", "oracle-classify")
+VARIANTS = ("d-quick", "d-cpu32", "d-mse", "d-adam", "d-plain", "d-classify", "d-classify-cpu32", "d-classify-plain",
+            "oracle-regress", "oracle-classify")
 TEST_IMAGES = 2000
 
 
@@ -86,6 +90,20 @@ def build(variant: str, space, resolution: int, channels: int):
     from semistylegan.nets import Discriminator
 
     K = space.num_factors
+    if variant.startswith("d-classify"):
+        from semistylegan.nets.discriminator import decode_code_logits
+        sizes = tuple(int(m) for m in space.sizes)
+        D = Discriminator(K, resolution, channels, 2048 if variant.endswith("cpu32") else 512, 64, 4, code_classes=sizes)
+        if variant.endswith("plain"):
+            unequalise(D)
+
+        def encode(x):
+            return decode_code_logits(D.encode(x), sizes)
+
+        def loss(x, classes, codes):
+            ce = torch.nn.functional.cross_entropy
+            return sum(ce(lg, classes[:, k]) for k, lg in enumerate(D.encode(x).split(list(sizes), dim=1))) / K
+        return D, encode, loss, (0.9, 0.999) if variant.endswith("plain") else (0.0, 0.99)
     if variant.startswith("d-"):
         D = Discriminator(K, resolution, channels, 2048 if variant == "d-cpu32" else 512, 64, 4)
         if variant == "d-mse":

@@ -31,6 +31,13 @@ from pathlib import Path
 import numpy as np
 
 
+def _overrides(pairs):
+    """--set FIELD=VALUE config fields, cast by the field's type (bench/g_follows_e.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from g_follows_e import _overrides as overrides
+    return overrides(pairs)
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -42,7 +49,8 @@ def cmd_train(args) -> int:
                       kimg=args.kimg, batch=args.batch, labeled_batch=args.batch, channel_base=args.channel_base,
                       channel_max=args.channel_max, z_dim=16, w_dim=64, mapping_layers=3, lr=args.lr,
                       ema_kimg=1.0, snapshot_kimg=args.snapshot_kimg, grid_kimg=args.snapshot_kimg * 2, log_every=10,
-                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra={"fine_factors": "floor_hue,wall_hue,object_hue"})
+                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra={"fine_factors": "floor_hue,wall_hue,object_hue"},
+                      **_overrides(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     print(json.dumps(cfg.to_dict()), flush=True)
     # Run in slices so the wall-clock budget can stop it at a snapshot.
@@ -201,6 +209,7 @@ def main(argv=None) -> int:
     t.add_argument("--lr", type=float, default=0.002)
     t.add_argument("--snapshot-kimg", type=float, default=1.0)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any other config field")
     t.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval")

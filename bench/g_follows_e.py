@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--diagnose", metavar="RUN_DIR")
     p.add_argument("--separate", action="store_true", help="E is bench/separate_encoder_gan.py's own CNN")
+    p.add_argument("--separate-noise", type=float, default=0.0,
+                   help="with --separate: std of Gaussian noise added to images E reads in training")
     p.add_argument("--out", help="run directory of a new run")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config field of dsprites-quick")
     p.add_argument("--minutes", type=float, default=30.0)
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
 
     if args.separate:
         from separate_encoder_gan import use_separate_encoder
-        use_separate_encoder()
+        use_separate_encoder(args.separate_noise)
     if args.diagnose:
         run = load_run(args.diagnose)
         line = diagnose(run.method, run.nets, run.device, run.dataset(), run.kimg)

@@ -31,15 +31,18 @@ import torch.nn as nn
 class SeparateEncoderD(nn.Module):
     """D for the real/fake logit, a plain CNN for the codes; the interface of Discriminator."""
 
-    def __init__(self, D: nn.Module, E: nn.Module):
+    def __init__(self, D: nn.Module, E: nn.Module, noise: float = 0.0):
         super().__init__()
         self.D, self.E = D, E
+        self.noise = noise  # training only: Gaussian noise of this std added to every image E reads
 
     def forward(self, img, need_logits: bool = True, need_codes: bool = True):
         logits = self.D(img, need_logits=True, need_codes=False)[0] if need_logits else None
         return logits, (self.encode(img) if need_codes else None)
 
     def encode(self, img):
+        if self.training and self.noise > 0:  # randomised smoothing: small adversarial changes drown
+            img = img + self.noise * torch.randn_like(img)
         return torch.cat(self.E(img), dim=1)
 
     def read_codes(self, img):
@@ -58,7 +61,7 @@ class SeparateEncoderD(nn.Module):
         return (*self.forward(img, need_logits, need_codes), None)
 
 
-def use_separate_encoder() -> None:
+def use_separate_encoder(noise: float = 0.0) -> None:
     from semistylegan.methods.semistylegan import SemiStyleGAN
     from semistylegan.metrics.oracle import OracleNet
 
@@ -71,7 +74,7 @@ def use_separate_encoder() -> None:
         fake = self.fake_classes > 0
         heads = tuple(m * (2 if fake else 1) for m in sizes) if self.classify else (1,) * self.num_factors
         E = OracleNet(self.cfg.resolution, self.channels, heads)
-        nets["D"] = SeparateEncoderD(nets["D"], E)
+        nets["D"] = SeparateEncoderD(nets["D"], E, noise)
         nets["D"].code_classes = sizes if self.classify else None
         nets["D"].fake_classes = fake
         return nets

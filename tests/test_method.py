@@ -231,8 +231,41 @@ def test_plain_generator_keeps_its_function_and_optimiser_betas():
     (dict(fake_classes=1.0), "--fake-classes needs --code-head classify"),
     (dict(code_head="classify", method="semi-fine"), "--code-head classify needs --method semi or info"),
     (dict(g_beta1=1.0), r"g_beta1 must be in \[0, 1\)"),
+    (dict(encoder="both"), "--encoder must be shared or separate"),
+    (dict(encoder_noise=0.5), "--encoder-noise needs --encoder separate"),
+    (dict(encoder="separate", method="semi-fine"), "--encoder separate needs --method semi or info"),
 ])
 def test_new_options_refuse_bad_values(overrides, message):
     from semistylegan.errors import UserError
     with pytest.raises(UserError, match=message):
         make_config("tiny", **overrides)
+
+
+def test_separate_encoder_routing_noise_and_groups():
+    from semistylegan.nets.discriminator import SeparateEncoderDiscriminator
+    cfg, method, nets, batch, ctx = _setup(encoder="separate", encoder_noise=0.5, code_head="classify")
+    D = nets["D"]
+    assert isinstance(D, SeparateEncoderDiscriminator) and D.D.code_head is None
+    sizes = [int(m) for m in method.factor_sizes]
+    assert [h.out_features for h in D.E.heads] == sizes
+    groups = method.build_optimizers(nets)["D"].param_groups
+    assert [g["betas"] for g in groups][1] == (0.9, 0.999) and len(groups) == 2
+    x = batch.labeled[:4]
+    D.eval()
+    torch.testing.assert_close(D.encode(x), D.encode(x))  # no noise when evaluating
+    D.train()
+    D.noise_generator = torch.Generator().manual_seed(1)
+    a = D.encode(x)
+    D.noise_generator.manual_seed(1)
+    torch.testing.assert_close(D.encode(x), a)  # the noise comes from the seeded generator
+    assert not torch.allclose(D.encode(x), a)
+    # L_sup trains E only, the GAN loss D only
+    terms = method.d_phase_terms(ctx, nets, batch, do_r1=False)
+    for p in D.parameters():
+        p.grad = None
+    terms["sup"][1].backward(retain_graph=True)
+    assert all(p.grad is None for p in D.D.parameters()) and any(p.grad is not None for p in D.E.parameters())
+    for p in D.parameters():
+        p.grad = None
+    terms["gan"][1].backward()
+    assert all(p.grad is None for p in D.E.parameters()) and any(p.grad is not None for p in D.D.parameters())

@@ -36,6 +36,9 @@ class TrainConfig:
                                         # classify (a softmax per factor, cross-entropy; grid factors).
     fake_classes: float = 0.0           # With code_head classify: weight of a D/E term that teaches E
                                         # G's images as classes of their own (ADC-GAN); 0 = off.
+    encoder: str = "shared"             # E: a head on D's trunk (shared, SPEC.md) or a plain CNN of its
+                                        # own (separate; nets/encoder.py, Adam(0.9, 0.999) at lr).
+    encoder_noise: float = 0.0          # separate E: std of Gaussian noise on every image E reads in training.
     cond_gan: float = 0.0               # Weight of a pair (projection) real/fake head on the labelled
                                         # pairs of J vs (G(c', z), c'); not in SPEC.md, 0 = off.
     r1_gamma: float = 10.0              # R1 weight (penalty r1_gamma / 2 * |grad|^2).
@@ -56,6 +59,9 @@ class TrainConfig:
                                         # run-time scale; nets.layers.store_at_runtime_scale).
     g_beta1: float = 0.0                # G's Adam betas (StyleGAN: 0, 0.99).
     g_beta2: float = 0.99
+    d_plain: bool = False               # The same for D (and E's head on D's trunk).
+    d_beta1: float = 0.0                # D's Adam betas (raised to the lazy-R1 ratio's power).
+    d_beta2: float = 0.99
     ema_kimg: float = 10.0              # EMA half-life of G in thousands of images.
     ema_rampup: float = 0.05            # EMA half-life at most this fraction of images seen.
     kimg: float = 100.0                 # Training length in thousands of real images.
@@ -114,6 +120,12 @@ class TrainConfig:
             raise UserError(f"--code-head must be regress or classify, got {self.code_head!r}")
         if self.code_head == "classify" and self.method not in ("semi", "info"):
             raise UserError(f"--code-head classify needs --method semi or info, not {self.method}")
+        if self.encoder not in ("shared", "separate"):
+            raise UserError(f"--encoder must be shared or separate, got {self.encoder!r}")
+        if self.encoder == "separate" and self.method not in ("semi", "info"):
+            raise UserError(f"--encoder separate needs --method semi or info, not {self.method}")
+        if self.encoder_noise > 0 and self.encoder != "separate":
+            raise UserError("--encoder-noise needs --encoder separate")
         if self.fake_classes > 0 and self.code_head != "classify":
             raise UserError("--fake-classes needs --code-head classify")
         if self.resolution < 4 or self.resolution & (self.resolution - 1):
@@ -121,11 +133,11 @@ class TrainConfig:
         for name in ("batch", "labeled_batch"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi", "cond_gan", "fake_classes"):
+        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi", "cond_gan", "fake_classes", "encoder_noise"):
             v = getattr(self, name)
             if not (v >= 0) or v != v:
                 raise UserError(f"{name} must be a non-negative number, got {v}")
-        for name in ("g_beta1", "g_beta2"):
+        for name in ("g_beta1", "g_beta2", "d_beta1", "d_beta2"):
             v = getattr(self, name)
             if not (0.0 <= v < 1.0):
                 raise UserError(f"{name} must be in [0, 1), got {v}")

@@ -15,7 +15,7 @@ _FIELDS = {
     "beta": "beta", "alpha": "alpha", "kimg": "kimg", "batch": "batch", "labeled_batch": "labeled_batch",
     "lr": "lr", "seed": "seed", "snapshot_kimg": "snapshot_kimg", "grid_kimg": "grid_kimg",
     "metrics_kimg": "metrics_kimg", "device": "device", "r1_gamma": "r1_gamma", "r1_interval": "r1_interval",
-    "z_dim": "z_dim", "cond_gan": "cond_gan", "code_head": "code_head", "fake_classes": "fake_classes", "g_plain": "g_plain", "g_beta1": "g_beta1", "g_beta2": "g_beta2", "channels_last": "channels_last", "bf16": "bf16",
+    "z_dim": "z_dim", "cond_gan": "cond_gan", "code_head": "code_head", "fake_classes": "fake_classes", "g_plain": "g_plain", "g_beta1": "g_beta1", "g_beta2": "g_beta2", "d_plain": "d_plain", "encoder": "encoder", "encoder_noise": "encoder_noise", "d_beta1": "d_beta1", "d_beta2": "d_beta2", "channels_last": "channels_last", "bf16": "bf16",
 }
 # Options that may differ when resuming.
 _RESUMABLE = {"kimg", "device", "snapshot_kimg", "grid_kimg", "metrics_kimg"}
@@ -40,6 +40,14 @@ def add_parser(sub):
       help="G without the equalised learning rate (weights stored at run-time scale)")
     a("--g-beta1", type=float, default=None, help="G's Adam beta1 (StyleGAN: 0)")
     a("--g-beta2", type=float, default=None, help="G's Adam beta2 (StyleGAN: 0.99)")
+    a("--d-plain", action="store_const", const=True, default=None,
+      help="D (and E's head) without the equalised learning rate")
+    a("--d-beta1", type=float, default=None, help="D's Adam beta1 (StyleGAN: 0)")
+    a("--d-beta2", type=float, default=None, help="D's Adam beta2 (StyleGAN: 0.99)")
+    a("--encoder", default=None, choices=["shared", "separate"],
+      help="E as a head on D's trunk (SPEC.md) or a plain CNN of its own")
+    a("--encoder-noise", type=float, default=None, metavar="STD",
+      help="separate E: Gaussian noise added to every image E reads in training (0 = none)")
     a("--code-head", default=None, choices=["regress", "classify"],
       help="E reads each factor by regression (SPEC.md) or by a softmax over its values (grid factors)")
     a("--fake-classes", type=float, default=None, metavar="W",

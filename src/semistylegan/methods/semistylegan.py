@@ -28,8 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
+from semistylegan import dist
 from semistylegan.nets import Discriminator, Generator
-from semistylegan.nets.discriminator import split_code_logits, value_logits
+from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits, value_logits
 from semistylegan.nets.layers import store_at_runtime_scale
 
 __all__ = ["SemiStyleGAN"]
@@ -64,6 +65,11 @@ class SemiStyleGAN(Method):
                           cfg.mbstd_group, conditional=cfg.cond_gan > 0,
                           code_classes=tuple(int(m) for m in self.factor_sizes) if self.classify else None,
                           fake_classes=self.fake_classes > 0)
+        if cfg.d_plain:
+            store_at_runtime_scale(D)
+        if getattr(cfg, "encoder", "shared") == "separate":
+            D = SeparateEncoderDiscriminator(D, cfg.resolution, self.channels, self.num_factors, D.code_classes,
+                                             D.fake_classes, cfg.encoder_noise)
         return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
 
     def d_step_ratio(self) -> float:
@@ -75,12 +81,17 @@ class SemiStyleGAN(Method):
 
     def build_optimizers(self, nets):
         cfg = self.cfg
-        betas = (0.0, 0.99)
         ratio = self.d_step_ratio()
+        D = nets["D"]
+        d_group = {"lr": cfg.lr * ratio, "betas": (cfg.d_beta1 ** ratio, cfg.d_beta2 ** ratio)}
+        if isinstance(D, SeparateEncoderDiscriminator):  # E in its own group: the plain CNN's Adam
+            groups = [{"params": list(D.D.parameters()), **d_group},
+                      {"params": list(D.E.parameters()), "lr": cfg.lr, "betas": (0.9, 0.999)}]
+        else:
+            groups = [{"params": list(D.parameters()), **d_group}]
         return {
             "G": self.g_optimizer(nets["G"]),
-            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr * ratio,
-                                  betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8),
+            "D": torch.optim.Adam(groups, eps=1e-8),
         }
 
     def g_optimizer(self, G: nn.Module) -> torch.optim.Optimizer:
@@ -251,6 +262,10 @@ class SemiStyleGAN(Method):
         G, D = nets["G"], nets["D"]
         cfg = self.cfg
         do_r1 = cfg.r1_interval > 0 and cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
+        if getattr(D, "noise", 0.0) > 0:  # E's input noise, from the saved random stream
+            if D.noise_generator is None:
+                D.noise_generator = torch.Generator(device=ctx.device)
+            D.noise_generator.manual_seed(int(ctx.rng.integers(2**62)) + dist.rank())
 
         set_requires_grad(G, False)
         set_requires_grad(D, True)

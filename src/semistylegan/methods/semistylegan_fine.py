@@ -112,7 +112,8 @@ class SemiStyleGANFine(SemiStyleGAN):
                           cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res)
         D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
                               cfg.mbstd_group, head_resolution=self.head_res)
-        return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
+        return {"G": store_at_runtime_scale(G) if cfg.g_plain else G,
+                "D": store_at_runtime_scale(D) if cfg.d_plain else D}
 
     # random inputs ----------------------------------------------------------------------
     def _draw_fakes(self, ctx: StepContext, n: int):

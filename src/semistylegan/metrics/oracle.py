@@ -31,6 +31,7 @@ from torch import nn
 
 from semistylegan.data.dataset import images_to_tensor
 from semistylegan.data.factors import FactorSpace
+from semistylegan.nets.encoder import ConvEncoder
 
 __all__ = ["ORACLE_VERSION", "DEFAULT_TRAIN_STEPS", "OracleNet", "Oracle", "train_oracle", "get_oracle", "oracle_cache_dir",
            "oracle_path", "held_out_mask"]
@@ -42,26 +43,9 @@ FEATURE_DIM = 256
 
 # ---------------------------------------------------------------------------------------------
 
-class OracleNet(nn.Module):
-    def __init__(self, resolution: int, channels: int, sizes: tuple[int, ...], width: int = 32, feature_dim: int = FEATURE_DIM):
-        super().__init__()
-        if resolution < 8 or resolution & (resolution - 1):
-            raise ValueError(f"the oracle needs a power-of-two resolution >= 8, got {resolution}")
-        layers, ch, res = [], channels, resolution
-        out = width
-        while res > 4:
-            layers += [nn.Conv2d(ch, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-            ch, out, res = out, min(out * 2, 256), res // 2
-        self.trunk = nn.Sequential(*layers, nn.Flatten())
-        self.hidden = nn.Sequential(nn.Linear(ch * 16, feature_dim), nn.LeakyReLU(0.2))
-        self.heads = nn.ModuleList([nn.Linear(feature_dim, int(m)) for m in sizes])
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hidden(self.trunk(x))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = self.features(x)
-        return [head(h) for head in self.heads]
+# The oracle's CNN is the project's plain convolutional encoder (also Semi-StyleGAN's
+# `--encoder separate`); its state-dict keys are those of the cached oracle files.
+OracleNet = ConvEncoder
 
 
 class Oracle:

@@ -26,7 +26,7 @@ import torch.nn as nn
 from semistylegan.nets.generator import channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear, MinibatchStd
 
-__all__ = ["Discriminator", "split_code_logits", "value_logits", "decode_code_logits"]
+__all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "value_logits", "decode_code_logits"]
 
 
 def split_code_logits(out: torch.Tensor, sizes: tuple[int, ...], fake_classes: bool = False) -> list[torch.Tensor]:
@@ -149,3 +149,55 @@ class Discriminator(nn.Module):
         if classes is None:
             return out
         return decode_code_logits(out, classes, self.fake_classes)
+
+
+class SeparateEncoderDiscriminator(nn.Module):
+    """D for the real/fake (and pair) logits, E a plain CNN of its own for the codes
+    (`--encoder separate`, not SPEC.md's shared trunk); the interface of Discriminator.
+
+    E's heads are one per factor: its values (classifier, 2x with fake classes) or 1 (regression).
+    `noise` (training mode only) adds Gaussian noise of this standard deviation to every image E
+    reads, for its own losses and for G's: randomised smoothing, so that G cannot satisfy L_unsup
+    with the small, E-specific changes a plain CNN is so easily fooled by (BENCHMARKS.md, section 3).
+    """
+
+    def __init__(self, D: Discriminator, resolution: int, img_channels: int, num_factors: int,
+                 code_classes: tuple[int, ...] | None = None, fake_classes: bool = False, noise: float = 0.0):
+        super().__init__()
+        from semistylegan.nets.encoder import ConvEncoder
+
+        D.code_head = None  # the codes come from E
+        self.D = D
+        self.code_classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
+        self.fake_classes = bool(fake_classes) and self.code_classes is not None
+        if self.code_classes is not None:
+            heads = tuple(m * (2 if self.fake_classes else 1) for m in self.code_classes)
+        else:
+            heads = (1,) * num_factors
+        self.E = ConvEncoder(resolution, img_channels, heads)
+        self.noise = float(noise)
+        # The method reseeds this from its saved random stream every step (exact resume).
+        self.noise_generator: torch.Generator | None = None
+
+    def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
+        logits, codes, _ = self.heads(img, need_logits, need_codes)
+        return logits, codes
+
+    def heads(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True,
+              cond_codes: torch.Tensor | None = None, cond_known: torch.Tensor | None = None):
+        logits = cond = None
+        if need_logits or cond_codes is not None:
+            logits, _, cond = self.D.heads(img, need_logits, False, cond_codes, cond_known)
+        return logits, (self.encode(img) if need_codes else None), cond
+
+    def encode(self, img: torch.Tensor) -> torch.Tensor:
+        if self.training and self.noise > 0:
+            noise = torch.randn(img.shape, generator=self.noise_generator, device=img.device, dtype=torch.float32)
+            img = img + self.noise * noise.to(img.dtype)
+        return torch.cat(self.E(img), dim=1)
+
+    def read_codes(self, img: torch.Tensor) -> torch.Tensor:
+        out = self.encode(img)
+        if self.code_classes is None:
+            return out
+        return decode_code_logits(out, self.code_classes, self.fake_classes)
