@@ -113,10 +113,10 @@ def test_resolve_fine_factors():
         resolve_fine_factors("dsprites", ["shape", "scale"])
 
 
-def _method(extra, resolution=32):
+def _method(extra, resolution=32, **options):
     info = {"name": "shapes3d", "resolution": resolution, "channels": 3, "num_images": 480000,
             "factors": {"names": SHAPES_NAMES, "sizes": [10, 10, 10, 8, 4, 15]}}
-    cfg = make_config("tiny", method="semi-fine", dataset="shapes3d", resolution=resolution, extra=extra)
+    cfg = make_config("tiny", method="semi-fine", dataset="shapes3d", resolution=resolution, extra=extra, **options)
     return build_method(cfg, info)
 
 
@@ -187,3 +187,22 @@ def test_encode_and_generate_interfaces():
     assert torch.equal(a, b) and torch.allclose(c, d, atol=1e-6)
     with pytest.raises(ValueError):
         m.generate(nets, torch.rand(3, 4), z, coarse=x)
+
+
+@pytest.mark.parametrize("options", [dict(code_head="classify"),
+                                     dict(code_head="classify", encoder="separate", encoder_noise=0.5)])
+def test_fine_classifier_reads_only_fine_values(options):
+    m = _method({"fine_factors": "floor_hue,object_hue"}, resolution=16, **options)
+    torch.manual_seed(0)
+    nets = m.build_networks()
+    D = nets["D"].eval()
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        out = D.encode(x)
+        fine = m.encode_fine(nets, x)
+    assert out.shape == (3, 20)  # 10 + 10 logits: the two fine hues, nothing of the coarse factors
+    assert fine.shape == (3, 2)
+    np.testing.assert_allclose(fine.numpy() * 9, np.round(fine.numpy() * 9), atol=1e-5)  # grid codes j / 9
+    codes = torch.rand(3, 2)
+    loss = m._code_loss(out, codes)
+    assert torch.isfinite(loss) and loss > 0

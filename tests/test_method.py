@@ -229,11 +229,11 @@ def test_plain_generator_keeps_its_function_and_optimiser_betas():
 @pytest.mark.parametrize("overrides,message", [
     (dict(code_head="softmax"), "--code-head must be regress or classify"),
     (dict(fake_classes=1.0), "--fake-classes needs --code-head classify"),
-    (dict(code_head="classify", method="semi-fine"), "--code-head classify needs --method semi or info"),
+    (dict(code_head="classify", method="encoder-only"), "--code-head classify needs --method semi, info or semi-fine"),
     (dict(g_beta1=1.0), r"g_beta1 must be in \[0, 1\)"),
     (dict(encoder="both"), "--encoder must be shared or separate"),
     (dict(encoder_noise=0.5), "--encoder-noise needs --encoder separate"),
-    (dict(encoder="separate", method="semi-fine"), "--encoder separate needs --method semi or info"),
+    (dict(encoder="separate", method="beta-vae"), "--encoder separate needs --method semi, info or semi-fine"),
 ])
 def test_new_options_refuse_bad_values(overrides, message):
     from semistylegan.errors import UserError

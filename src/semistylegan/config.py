@@ -118,12 +118,12 @@ class TrainConfig:
             raise UserError(f"--cond-gan needs --method semi (labelled pairs and a conditional generator), not {self.method}")
         if self.code_head not in ("regress", "classify"):
             raise UserError(f"--code-head must be regress or classify, got {self.code_head!r}")
-        if self.code_head == "classify" and self.method not in ("semi", "info"):
-            raise UserError(f"--code-head classify needs --method semi or info, not {self.method}")
+        if self.code_head == "classify" and self.method not in ("semi", "info", "semi-fine"):
+            raise UserError(f"--code-head classify needs --method semi, info or semi-fine, not {self.method}")
         if self.encoder not in ("shared", "separate"):
             raise UserError(f"--encoder must be shared or separate, got {self.encoder!r}")
-        if self.encoder == "separate" and self.method not in ("semi", "info"):
-            raise UserError(f"--encoder separate needs --method semi or info, not {self.method}")
+        if self.encoder == "separate" and self.method not in ("semi", "info", "semi-fine"):
+            raise UserError(f"--encoder separate needs --method semi, info or semi-fine, not {self.method}")
         if self.encoder_noise > 0 and self.encoder != "separate":
             raise UserError("--encoder-noise needs --encoder separate")
         if self.fake_classes > 0 and self.code_head != "classify":

@@ -56,6 +56,11 @@ class SemiStyleGAN(Method):
         self.classify = getattr(cfg, "code_head", "regress") == "classify"
         self.fake_classes = float(getattr(cfg, "fake_classes", 0.0))
 
+    @property
+    def code_sizes(self):
+        """Values of each factor E reads (all factors here; the fine ones in semi-fine)."""
+        return self.factor_sizes
+
     # ------------------------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
         cfg = self.cfg
@@ -65,10 +70,15 @@ class SemiStyleGAN(Method):
                           cfg.mbstd_group, conditional=cfg.cond_gan > 0,
                           code_classes=tuple(int(m) for m in self.factor_sizes) if self.classify else None,
                           fake_classes=self.fake_classes > 0)
+        return self._finish_networks(G, D)
+
+    def _finish_networks(self, G: nn.Module, D: nn.Module) -> dict[str, nn.Module]:
+        """The options common to every generator/discriminator pair: plain G/D, separate E."""
+        cfg = self.cfg
         if cfg.d_plain:
             store_at_runtime_scale(D)
         if getattr(cfg, "encoder", "shared") == "separate":
-            D = SeparateEncoderDiscriminator(D, cfg.resolution, self.channels, self.num_factors, D.code_classes,
+            D = SeparateEncoderDiscriminator(D, cfg.resolution, self.channels, len(self.code_sizes), D.code_classes,
                                              D.fake_classes, cfg.encoder_noise)
         return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
 
@@ -115,7 +125,7 @@ class SemiStyleGAN(Method):
     def _cross_entropy(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None,
                        target: str = "real") -> torch.Tensor:
         """(N,) per-sample cross-entropy, mean over the known factors (0 when none is known)."""
-        sizes = [int(m) for m in self.factor_sizes]
+        sizes = [int(m) for m in self.code_sizes]
         denom = torch.tensor([max(m - 1, 1) for m in sizes], dtype=torch.float32, device=out.device)
         classes = (codes.float() * denom).round().long()
         classes = torch.minimum(classes.clamp_min(0), (denom.long())[None].expand_as(classes))

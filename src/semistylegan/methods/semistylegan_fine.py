@@ -32,7 +32,6 @@ from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, StepContext
 from semistylegan.methods.semistylegan import SemiStyleGAN
 from semistylegan.nets.fine import FineDiscriminator, FineGenerator
-from semistylegan.nets.layers import store_at_runtime_scale
 
 __all__ = ["SemiStyleGANFine", "DEFAULT_FINE_FACTORS", "resolve_fine_factors"]
 
@@ -111,9 +110,14 @@ class SemiStyleGANFine(SemiStyleGAN):
         G = FineGenerator(self.num_fine, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels, cfg.channel_base,
                           cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res)
         D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
-                              cfg.mbstd_group, head_resolution=self.head_res)
-        return {"G": store_at_runtime_scale(G) if cfg.g_plain else G,
-                "D": store_at_runtime_scale(D) if cfg.d_plain else D}
+                              cfg.mbstd_group, head_resolution=self.head_res,
+                              code_classes=tuple(int(m) for m in self.fine_sizes) if self.classify else None,
+                              fake_classes=self.fake_classes > 0)
+        return self._finish_networks(G, D)
+
+    @property
+    def code_sizes(self):
+        return self.fine_sizes
 
     # random inputs ----------------------------------------------------------------------
     def _draw_fakes(self, ctx: StepContext, n: int):
@@ -137,7 +141,7 @@ class SemiStyleGANFine(SemiStyleGAN):
     # evaluation -------------------------------------------------------------------------
     def encode_fine(self, nets, images: torch.Tensor) -> torch.Tensor:
         """(N, F) fine codes of images in [-1, 1]."""
-        return nets["D"].encode(images)
+        return nets["D"].read_codes(images)
 
     def encode(self, nets, images: torch.Tensor) -> torch.Tensor:
         """(N, K) codes, NaN in the columns of the coarse factors (not predicted by E_fine)."""

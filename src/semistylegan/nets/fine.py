@@ -74,14 +74,20 @@ class FineDiscriminator(Discriminator):
     """D with a real/fake head at the end and the fine-factor code head at `head_resolution`."""
 
     def __init__(self, c_fine_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
-                 channel_max: int = 64, mbstd_group: int = 4, head_resolution: int = 32):
+                 channel_max: int = 64, mbstd_group: int = 4, head_resolution: int = 32,
+                 code_classes: tuple[int, ...] | None = None, fake_classes: bool = False):
         super().__init__(0, resolution, img_channels, channel_base, channel_max, mbstd_group)
         if head_resolution not in self.block_resolutions():
             raise ValueError(f"head_resolution must be one of {self.block_resolutions()}, got {head_resolution}")
         self.c_dim = c_fine_dim
         self.head_resolution = head_resolution
         ch = channels_for(head_resolution, channel_base, channel_max)
-        self.fine_head = EqualLinear(ch * head_resolution * head_resolution, c_fine_dim)
+        # A classifier head (semi-fine `--code-head classify`): the values of each fine factor
+        # (2x with fake classes); Discriminator.read_codes decodes it.
+        self.code_classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
+        self.fake_classes = bool(fake_classes) and self.code_classes is not None
+        outputs = sum(self.code_classes) * (2 if self.fake_classes else 1) if self.code_classes else c_fine_dim
+        self.fine_head = EqualLinear(ch * head_resolution * head_resolution, outputs)
 
     def block_resolutions(self) -> tuple[int, ...]:
         """Resolutions whose block input can feed the head (the input resolution down to 8)."""
