@@ -160,6 +160,14 @@ PRESETS: dict[str, dict] = {
                            channel_base=512, channel_max=64, batch=32, labeled_batch=32, kimg=100.0,
                            snapshot_kimg=10.0, grid_kimg=10.0, ema_kimg=2.0, lr=0.002,
                            channels_last=True, bf16=True),  # 1.43x faster on CPU (BENCHMARKS.md)
+    # The README's run: dsprites-quick's networks with the four changes that give its generator
+    # control within a CPU budget (none of them in SPEC.md; BENCHMARKS.md section 3, session 4):
+    # E a classifier of its own that reads through noise, and G without the equalised lr.
+    "dsprites-ctrl": dict(dataset="dsprites", resolution=32, z_dim=16, w_dim=64, mapping_layers=3,
+                          channel_base=512, channel_max=64, batch=32, labeled_batch=32, kimg=120.0,
+                          snapshot_kimg=10.0, grid_kimg=10.0, ema_kimg=2.0, lr=0.002,
+                          channels_last=True, bf16=True, encoder="separate", encoder_noise=0.5,
+                          code_head="classify", g_plain=True, g_beta1=0.9, g_beta2=0.999),
     # The paper's small model (Info-StyleGAN*, about 0.7M parameters) at 32x32 on a CPU.
     "dsprites-cpu32": dict(dataset="dsprites", resolution=32, kimg=300.0, ema_kimg=5.0, **_CPU_SMALL),
     # 64x64, the paper's dSprites resolution, CPU-sized widths.

@@ -87,6 +87,15 @@ def test_oracle_training_is_seeded(dsprites16):
         assert ka == kb and torch.equal(va, vb)
 
 
+def test_oracle_trains_when_called_without_gradients(dsprites16):
+    # evaluation code calls get_oracle inside torch.no_grad(); training must still work
+    a = oracle_mod.train_oracle(dsprites16, train_steps=5, eval_samples=50, seed=1)
+    with torch.no_grad():
+        b = oracle_mod.train_oracle(dsprites16, train_steps=5, eval_samples=50, seed=1)
+    for va, vb in zip(a.net.state_dict().values(), b.net.state_dict().values()):
+        assert torch.equal(va, vb)
+
+
 def test_l2_values():
     true = np.array([[0.0, 0.0], [1.0, 1.0]])
     pred = np.array([[0.3, 0.4], [1.0, 1.0]])

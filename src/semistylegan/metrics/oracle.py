@@ -187,7 +187,7 @@ def train_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, batch_size: in
     """
     if int(train_steps) < 1:
         raise ValueError(f"train_steps must be positive, got {train_steps}")
-    with _threads(num_threads):
+    with _threads(num_threads), torch.enable_grad():  # callers may be inside no_grad (evaluation)
         return _train(dataset, int(train_steps), int(batch_size), int(seed), float(lr), int(eval_samples), verbose)
 
 
