@@ -1,7 +1,7 @@
 """Does the generator obey its codes, or only fool E? (BENCHMARKS.md, section 3)
 
     # one line for an existing run (its newest snapshot)
-    OMP_NUM_THREADS=1 python bench/g_follows_e.py --diagnose RUN_DIR [--separate]
+    OMP_NUM_THREADS=1 python bench/g_follows_e.py --diagnose RUN_DIR
     # train Semi-StyleGAN (dsprites-quick, eta = 1%) from scratch for a wall-clock budget with some
     # config fields changed, diagnosing every --every kimg
     OMP_NUM_THREADS=1 python bench/g_follows_e.py --out runs/gfe-ge1 --minutes 30 --set gamma_E=1
@@ -98,9 +98,9 @@ def _overrides(pairs: list[str]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--diagnose", metavar="RUN_DIR")
-    p.add_argument("--separate", action="store_true", help="E is bench/separate_encoder_gan.py's own CNN")
-    p.add_argument("--separate-noise", type=float, default=0.0,
-                   help="with --separate: std of Gaussian noise added to images E reads in training")
+    p.add_argument("--separate", action="store_true",
+                   help="--diagnose a run of bench/separate_encoder_gan.py made before --encoder existed "
+                        "(new runs: --set encoder=separate)")
     p.add_argument("--out", help="run directory of a new run")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config field of dsprites-quick")
     p.add_argument("--minutes", type=float, default=30.0)
@@ -113,11 +113,8 @@ def main(argv=None) -> int:
     from semistylegan.evaluation import load_run
     from semistylegan.train import Trainer
 
-    if args.separate:
-        from separate_encoder_gan import use_separate_encoder
-        use_separate_encoder(args.separate_noise)
     if args.diagnose:
-        run = load_run(args.diagnose)
+        run = load_run(args.diagnose, overrides={"encoder": "separate"} if args.separate else None)
         line = diagnose(run.method, run.nets, run.device, run.dataset(), run.kimg)
         print(json.dumps({"run": args.diagnose, **line}), flush=True)
         return 0

@@ -32,12 +32,15 @@ class LoadedRun:
         return make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path)
 
 
-def load_run(run_dir_or_snapshot: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """The newest snapshot of a run directory (or a given snapshot file), ready for evaluation."""
+def load_run(run_dir_or_snapshot: str | Path, device: str | torch.device = "cpu",
+             overrides: dict | None = None) -> LoadedRun:
+    """The newest snapshot of a run directory (or a given snapshot file), ready for evaluation.
+    `overrides`: config fields to replace before the networks are built (for runs made by a
+    bench script that changed the networks outside the config)."""
     path = Path(run_dir_or_snapshot)
     snap_path = path if path.is_file() else latest_snapshot(path)
     snap = load_snapshot(snap_path)
-    cfg = TrainConfig.from_dict(snap["config"])
+    cfg = TrainConfig.from_dict({**snap["config"], **(overrides or {})})
     method = build_method(cfg, snap["dataset"])
     nets = method.build_networks()
     try:
