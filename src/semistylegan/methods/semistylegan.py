@@ -20,6 +20,14 @@ trained to tell the labelled pairs (x, c) of J from generated pairs (G(c', z), c
 softplus(-cond(G(c', z), c')). Unlike E (gamma_E = 0), this head sees G's images labelled with
 the code they were asked for, and learns to reject a blob that E reads as a heart but that looks
 like no real heart; unlike gamma_E > 0, it cannot be satisfied by reading G's stand-ins as c'.
+
+Other options beyond SPEC.md (config fields; BENCHMARKS.md section 3, session 4, for what each
+does on dSprites): `code_head = "classify"` (E reads each factor's value with a softmax; see
+`_code_loss`), `fake_classes` (the classifier also learns G's images as classes of their own,
+ADC-GAN), `encoder = "separate"` and `encoder_noise` (E a plain CNN of its own that reads through
+Gaussian noise in training; nets.discriminator.SeparateEncoderDiscriminator), and `g_plain` /
+`d_plain` with their Adam betas (no equalised learning rate). `dsprites-ctrl` combines the
+classifier, the separate noisy E and the plain G.
 """
 from __future__ import annotations
 
@@ -27,8 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
 from semistylegan import dist
+from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
 from semistylegan.nets import Discriminator, Generator
 from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits, value_logits
 from semistylegan.nets.layers import store_at_runtime_scale
