@@ -85,7 +85,7 @@ class SemiStyleGAN(Method):
         cfg = self.cfg
         if cfg.d_plain:
             store_at_runtime_scale(D)
-        if getattr(cfg, "encoder", "shared") == "separate":
+        if cfg.encoder == "separate":
             D = SeparateEncoderDiscriminator(D, cfg.resolution, self.channels, len(self.code_sizes), D.code_classes,
                                              D.fake_classes, cfg.encoder_noise)
         return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}

@@ -23,10 +23,20 @@ import math
 import torch
 import torch.nn as nn
 
+from semistylegan.nets.encoder import ConvEncoder
 from semistylegan.nets.generator import channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear, MinibatchStd
 
 __all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "value_logits", "decode_code_logits"]
+
+
+def code_layout(code_classes, fake_classes: bool, num_factors: int):
+    """A code head's layout: (classes or None, fake classes on, output width of each factor):
+    a classifier has a factor's values (2x with fake classes), a regressor one output per factor."""
+    classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
+    fake = bool(fake_classes) and classes is not None
+    widths = tuple(m * (2 if fake else 1) for m in classes) if classes is not None else (1,) * num_factors
+    return classes, fake, widths
 
 
 def split_code_logits(out: torch.Tensor, sizes: tuple[int, ...], fake_classes: bool = False) -> list[torch.Tensor]:
@@ -81,10 +91,8 @@ class Discriminator(nn.Module):
         self.out = EqualLinear(c4, 1)
         if code_classes is not None and len(code_classes) != c_dim:
             raise ValueError(f"code_classes needs one size per factor ({c_dim}), got {len(code_classes)}")
-        self.code_classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
-        self.fake_classes = bool(fake_classes) and self.code_classes is not None
-        code_outputs = sum(self.code_classes) * (2 if self.fake_classes else 1) if self.code_classes is not None else c_dim
-        self.code_head = EqualLinear(c4, code_outputs) if c_dim > 0 else None
+        self.code_classes, self.fake_classes, widths = code_layout(code_classes, fake_classes, c_dim)
+        self.code_head = EqualLinear(c4, sum(widths)) if c_dim > 0 else None
         # The pair head's code input is (c * known, known): an unknown factor of a partially
         # labelled image contributes nothing, rather than reading as the value 0.
         self.cond_embed = EqualLinear(2 * c_dim, c4, bias=False) if conditional and c_dim > 0 else None
@@ -164,17 +172,10 @@ class SeparateEncoderDiscriminator(nn.Module):
     def __init__(self, D: Discriminator, resolution: int, img_channels: int, num_factors: int,
                  code_classes: tuple[int, ...] | None = None, fake_classes: bool = False, noise: float = 0.0):
         super().__init__()
-        from semistylegan.nets.encoder import ConvEncoder
-
         D.code_head = None  # the codes come from E
         self.D = D
-        self.code_classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
-        self.fake_classes = bool(fake_classes) and self.code_classes is not None
-        if self.code_classes is not None:
-            heads = tuple(m * (2 if self.fake_classes else 1) for m in self.code_classes)
-        else:
-            heads = (1,) * num_factors
-        self.E = ConvEncoder(resolution, img_channels, heads)
+        self.code_classes, self.fake_classes, widths = code_layout(code_classes, fake_classes, num_factors)
+        self.E = ConvEncoder(resolution, img_channels, widths)
         self.noise = float(noise)
         # The method reseeds this from its saved random stream every step (exact resume).
         self.noise_generator: torch.Generator | None = None
@@ -196,8 +197,4 @@ class SeparateEncoderDiscriminator(nn.Module):
             img = img + self.noise * noise.to(img.dtype)
         return torch.cat(self.E(img), dim=1)
 
-    def read_codes(self, img: torch.Tensor) -> torch.Tensor:
-        out = self.encode(img)
-        if self.code_classes is None:
-            return out
-        return decode_code_logits(out, self.code_classes, self.fake_classes)
+    read_codes = Discriminator.read_codes

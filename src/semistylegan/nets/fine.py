@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from semistylegan.nets.discriminator import Discriminator
+from semistylegan.nets.discriminator import Discriminator, code_layout
 from semistylegan.nets.generator import MappingNetwork, SynthesisNetwork, channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear
 
@@ -84,10 +84,8 @@ class FineDiscriminator(Discriminator):
         ch = channels_for(head_resolution, channel_base, channel_max)
         # A classifier head (semi-fine `--code-head classify`): the values of each fine factor
         # (2x with fake classes); Discriminator.read_codes decodes it.
-        self.code_classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
-        self.fake_classes = bool(fake_classes) and self.code_classes is not None
-        outputs = sum(self.code_classes) * (2 if self.fake_classes else 1) if self.code_classes else c_fine_dim
-        self.fine_head = EqualLinear(ch * head_resolution * head_resolution, outputs)
+        self.code_classes, self.fake_classes, widths = code_layout(code_classes, fake_classes, c_fine_dim)
+        self.fine_head = EqualLinear(ch * head_resolution * head_resolution, sum(widths))
 
     def block_resolutions(self) -> tuple[int, ...]:
         """Resolutions whose block input can feed the head (the input resolution down to 8)."""
