@@ -91,7 +91,7 @@ def build(variant: str, space, resolution: int, channels: int):
 
     K = space.num_factors
     if variant.startswith("d-classify"):
-        from semistylegan.nets.discriminator import decode_code_logits
+        from semistylegan.nets.discriminator import decode_code_logits, split_code_logits
         sizes = tuple(int(m) for m in space.sizes)
         D = Discriminator(K, resolution, channels, 2048 if variant.endswith("cpu32") else 512, 64, 4, code_classes=sizes)
         if variant.endswith("plain"):
@@ -102,7 +102,7 @@ def build(variant: str, space, resolution: int, channels: int):
 
         def loss(x, classes, codes):
             ce = torch.nn.functional.cross_entropy
-            return sum(ce(lg, classes[:, k]) for k, lg in enumerate(D.encode(x).split(list(sizes), dim=1))) / K
+            return sum(ce(lg, classes[:, k]) for k, lg in enumerate(split_code_logits(D.encode(x), sizes))) / K
         return D, encode, loss, (0.9, 0.999) if variant.endswith("plain") else (0.0, 0.99)
     if variant.startswith("d-"):
         D = Discriminator(K, resolution, channels, 2048 if variant == "d-cpu32" else 512, 64, 4)
