@@ -166,6 +166,46 @@ def test_train_step_updates_and_uses_fine_factors_only():
     assert float(l2_norm_loss(pred, c1, m1)) == float(l2_norm_loss(pred, c2, m2))
 
 
+def test_reconstruction_term_reaches_g_only_and_skips_partly_labelled_images():
+    from semistylegan.methods.base import set_requires_grad
+
+    m = _method({"recon": 2.5}, resolution=16)
+    torch.manual_seed(0)
+    nets = m.build_networks()
+    opts = m.build_optimizers(nets)
+    n = 4
+    real = torch.rand(n, 3, 16, 16) * 2 - 1
+    labeled = torch.rand(n, 3, 16, 16) * 2 - 1
+    codes = torch.rand(n, 6)
+    mask = torch.ones(n, 6, dtype=torch.bool)
+    set_requires_grad(nets["D"], False)
+    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), opts, step=0)
+    terms = m.g_phase_terms(ctx, nets, Batch(real, labeled, codes, mask, n, n))
+    weight, value = terms["recon"]
+    assert weight == 2.5 and torch.isfinite(value) and value > 0
+    value.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in nets["G"].parameters())
+    assert all(p.grad is None for p in nets["D"].parameters())
+    # the term is the mean |G(c_fine(x), z, coarse(x)) - x| over the images whose fine codes are all
+    # known: replay the same z stream and compare; an image missing one fine code counts nothing
+    mask[0, 1] = False  # wall_hue of image 0 unknown
+    mask[1, 4] = False  # shape (coarse) unknown: still counts
+    ctx = StepContext(np.random.default_rng(7), torch.device("cpu"), opts, step=0)
+    got = m.g_phase_terms(ctx, nets, Batch(real, labeled, codes, mask, n, n))["recon"][1]
+    replay = StepContext(np.random.default_rng(7), torch.device("cpu"), opts, step=0)
+    with torch.no_grad():  # Semi-StyleGAN's own G terms draw first, then the term's z
+        super(type(m), m).g_phase_terms(replay, nets, Batch(real, labeled, codes, mask, n, n))
+        z = replay.randn(n, m.z_dim)
+        out = nets["G"](codes[:, m.fine_idx], z, labeled)
+    err = (out - labeled).abs().mean(dim=(1, 2, 3))
+    assert torch.allclose(got, err[1:].mean(), rtol=1e-4, atol=1e-6)
+    assert "recon" not in _method({}, resolution=16).g_phase_terms(
+        StepContext(np.random.default_rng(0), torch.device("cpu"), opts, step=0), nets,
+        Batch(real, labeled, codes, mask, n, n))
+    with pytest.raises(UserError, match="recon must be a non-negative number"):
+        _method({"recon": -1})
+
+
 def test_encode_and_generate_interfaces():
     m = _method({})
     torch.manual_seed(0)

@@ -43,7 +43,7 @@ def _reached(term, nets):
 
 def test_d_phase_routing_semi_default():
     cfg, method, nets, batch, ctx = _setup()
-    assert cfg.weights == {"gamma_G": 1.0, "gamma_E": 0.0, "beta": 1.0, "alpha": 1.0}
+    assert cfg.weights == {"gamma_G": 1.0, "gamma_E": 0.0, "beta": 1.0, "alpha": 1.0, "alpha_E": 1.0}
     # Even with G's parameters open to gradients, nothing of the D/E phase reaches G.
     terms = method.d_phase_terms(ctx, nets, batch, do_r1=True)
     assert set(terms) == {"gan", "sup", "sr", "r1"}  # gamma_E = 0: no L_unsup in E
@@ -74,9 +74,26 @@ def test_gamma_e_puts_unsup_in_encoder():
     assert r["E_head"] and not r["G"]
 
 
+def test_alpha_e_splits_the_smoothness_term_between_phases():
+    cfg, method, nets, batch, ctx = _setup(alpha_E=0.0)
+    assert cfg.weights["alpha"] == 1.0 and cfg.weights["alpha_E"] == 0.0
+    assert set(method.d_phase_terms(ctx, nets, batch, do_r1=False)) == {"gan", "sup"}  # E: labelled reals only
+    set_requires_grad(nets["D"], False)
+    terms = method.g_phase_terms(ctx, nets, batch)
+    assert terms["sr"][0] == 1.0 and _reached(terms["sr"][1], nets)["G"]  # G still takes L_sr
+    cfg, method, nets, batch, ctx = _setup(alpha_E=3.0, alpha=0.5)
+    terms = method.d_phase_terms(ctx, nets, batch, do_r1=False)
+    assert terms["sr"][0] == 3.0 and _reached(terms["sr"][1], nets)["E_head"]
+    set_requires_grad(nets["D"], False)
+    assert method.g_phase_terms(ctx, nets, batch)["sr"][0] == 0.5
+    from semistylegan.errors import UserError
+    with pytest.raises(UserError, match="alpha_E must be a non-negative number"):
+        make_config("tiny", alpha_E=-1.0)
+
+
 def test_info_stylegan_weights_and_terms():
     cfg, method, nets, batch, ctx = _setup(method="info", labeled_fraction=0.0, gamma=2.0)
-    assert cfg.weights == {"gamma_G": 2.0, "gamma_E": 2.0, "beta": 0.0, "alpha": 0.0}
+    assert cfg.weights == {"gamma_G": 2.0, "gamma_E": 2.0, "beta": 0.0, "alpha": 0.0, "alpha_E": 0.0}
     assert not method.uses_labels
     terms = method.d_phase_terms(ctx, nets, batch, do_r1=False)
     assert set(terms) == {"gan", "unsup"}

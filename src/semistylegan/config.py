@@ -31,6 +31,8 @@ class TrainConfig:
     gamma_E: float | None = None        # Weight of L_unsup in D/E's loss (default 0 for semi, gamma for info).
     beta: float | None = None           # Weight of L_sup (default gamma).
     alpha: float = 1.0                  # Weight of the MixUp smoothness term L_sr (0 disables it).
+    alpha_E: float | None = None        # Weight of L_sr in D/E's loss (default alpha). 0: E learns only
+                                        # from labelled reals and no longer reads G's half of the mixes.
     mixup_xi: float = 0.75              # lambda ~ Beta(xi, xi), lambda' = max(lambda, 1 - lambda).
     code_head: str = "regress"          # E: regress (SPEC.md, one output per factor, L2 norm) or
                                         # classify (a softmax per factor, cross-entropy; grid factors).
@@ -91,10 +93,11 @@ class TrainConfig:
         else:
             gamma_E = self.gamma if self.method == "info" else 0.0
         if self.method == "info":
-            beta, alpha = 0.0, 0.0
+            beta, alpha, alpha_E = 0.0, 0.0, 0.0
         else:
             alpha = self.alpha
-        return {"gamma_G": gamma_G, "gamma_E": gamma_E, "beta": beta, "alpha": alpha}
+            alpha_E = self.alpha if self.alpha_E is None else self.alpha_E
+        return {"gamma_G": gamma_G, "gamma_E": gamma_E, "beta": beta, "alpha": alpha, "alpha_E": alpha_E}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -136,6 +139,10 @@ class TrainConfig:
         for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi", "cond_gan", "fake_classes", "encoder_noise"):
             v = getattr(self, name)
             if not (v >= 0) or v != v:
+                raise UserError(f"{name} must be a non-negative number, got {v}")
+        for name in ("gamma_G", "gamma_E", "beta", "alpha_E"):
+            v = getattr(self, name)
+            if v is not None and (not (v >= 0) or v != v):
                 raise UserError(f"{name} must be a non-negative number, got {v}")
         for name in ("g_beta1", "g_beta2", "d_beta1", "d_beta2"):
             v = getattr(self, name)

@@ -12,7 +12,7 @@ from semistylegan.errors import UserError
 _FIELDS = {
     "dataset": "dataset", "data_path": "data_path", "resolution": "resolution", "method": "method",
     "labeled_fraction": "labeled_fraction", "gamma": "gamma", "gamma_g": "gamma_G", "gamma_e": "gamma_E",
-    "beta": "beta", "alpha": "alpha", "kimg": "kimg", "batch": "batch", "labeled_batch": "labeled_batch",
+    "beta": "beta", "alpha": "alpha", "alpha_e": "alpha_E", "kimg": "kimg", "batch": "batch", "labeled_batch": "labeled_batch",
     "lr": "lr", "seed": "seed", "snapshot_kimg": "snapshot_kimg", "grid_kimg": "grid_kimg",
     "metrics_kimg": "metrics_kimg", "device": "device", "r1_gamma": "r1_gamma", "r1_interval": "r1_interval",
     "z_dim": "z_dim", "cond_gan": "cond_gan", "code_head": "code_head", "fake_classes": "fake_classes", "g_plain": "g_plain", "g_beta1": "g_beta1", "g_beta2": "g_beta2", "d_plain": "d_plain", "encoder": "encoder", "encoder_noise": "encoder_noise", "d_beta1": "d_beta1", "d_beta2": "d_beta2", "channels_last": "channels_last", "bf16": "bf16",
@@ -36,6 +36,7 @@ def add_parser(sub):
     a("--gamma-e", type=float, default=None, help="override gamma_E (L_unsup in D/E)")
     a("--beta", type=float, default=None, help="override beta (L_sup)")
     a("--alpha", type=float, default=None, help="weight of the smoothness term L_sr (0 disables it)")
+    a("--alpha-e", type=float, default=None, help="override the weight of L_sr in D/E's loss (default alpha)")
     a("--g-plain", action="store_const", const=True, default=None,
       help="G without the equalised learning rate (weights stored at run-time scale)")
     a("--g-beta1", type=float, default=None, help="G's Adam beta1 (StyleGAN: 0)")

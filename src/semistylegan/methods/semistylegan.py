@@ -2,7 +2,7 @@
 
 One step = a D/E phase, then a G phase (alternating updates, as in the paper's code):
 
-  L^(D,E) = -L_GAN + gamma_E L_unsup + beta L_sup + alpha L_sr     (+ lazy R1 on reals)
+  L^(D,E) = -L_GAN + gamma_E L_unsup + beta L_sup + alpha_E L_sr   (+ lazy R1 on reals)
   L^(G)   =  L_GAN + gamma_G L_unsup + alpha L_sr
 
 L_GAN is the non-saturating logistic loss (softplus form). L_unsup = ||E(G(c, z)) - c||,
@@ -13,7 +13,9 @@ Every norm is the plain L2 norm per sample, averaged over the batch.
 Which loss reaches which network follows from the phases: in the D/E phase G runs without
 gradients, so L_sup and the D/E half of L_sr never reach G; in the G phase D's parameters do
 not take gradients, so gamma_G L_unsup and the G half of L_sr only update G. With gamma_E = 0
-(the Semi-StyleGAN default) L_unsup never reaches E.
+(the Semi-StyleGAN default) L_unsup never reaches E. alpha_E defaults to alpha (SPEC.md: L_sr
+reaches both); alpha_E = 0 keeps G's half of the mixes out of E's training, so that E cannot
+learn G's stand-ins for a factor's values from them.
 
 Optional pair head (`cond_gan` > 0, not part of SPEC.md): D gets a projection head cond(x, c)
 trained to tell the labelled pairs (x, c) of J from generated pairs (G(c', z), c'), and G takes
@@ -210,7 +212,7 @@ class SemiStyleGAN(Method):
             return ctx.image(self._synthesize(G, mix_codes, mix_z, batch.labeled)), mix_codes
 
     def _need_labels(self) -> bool:
-        return self.w["beta"] > 0 or self.w["alpha"] > 0 or self.cfg.cond_gan > 0
+        return self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self.cfg.cond_gan > 0
 
     # phases -----------------------------------------------------------------------------
     def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
@@ -245,8 +247,8 @@ class SemiStyleGAN(Method):
                     terms["sup"] = (w["beta"], self._code_loss(pred, targets, known))
                 if use_cond:
                     terms["cond"] = (cond_w, F.softplus(fake_cond).mean() + F.softplus(-lab_cond).mean())
-            if use_labels and w["alpha"] > 0:
-                terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))
+            if use_labels and w["alpha_E"] > 0:
+                terms["sr"] = (w["alpha_E"], self._sr_term(ctx, batch, G, D, fake, codes))
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             penalty = grad.float().square().sum(dim=(1, 2, 3)).mean()

@@ -14,6 +14,10 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
   fine_factors    names of the fine factors, a list or "a,b,c" (default per dataset, below)
   fine_input_res  resolution of the coarse input (default 16, at most resolution / 2)
   fine_head_res   resolution of the D block feeding E_fine (default 32, at most resolution)
+  recon           weight of a labelled reconstruction term in G's loss (default 0 = off; not in
+                  SPEC.md): for x in J whose fine factors are all known, the mean |G(c_fine(x), z,
+                  coarse(x)) - x| over pixels. It ties G's output to its coarse input (geometry) on
+                  images whose hues are known, while L_unsup teaches the hues on random c_fine.
 
 Evaluation interfaces: `encode` returns (N, K) codes over *all* factors of the dataset with NaN
 in the coarse columns (E_fine does not predict them); `encode_fine` returns (N, F). `generate`
@@ -76,7 +80,7 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
-    options = ("fine_factors", "fine_input_res", "fine_head_res")
+    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
@@ -95,6 +99,7 @@ class SemiStyleGANFine(SemiStyleGAN):
             raise UserError("semi-fine needs a resolution of at least 8")
         self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
         self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
+        self.recon = self._float("recon", 0.0)
         self._reference: torch.Tensor | None = None
 
     @staticmethod
@@ -137,6 +142,18 @@ class SemiStyleGANFine(SemiStyleGAN):
 
     def _label_targets(self, batch: Batch):
         return self._fine_labels(batch)
+
+    def g_phase_terms(self, ctx: StepContext, nets, batch: Batch):
+        terms = super().g_phase_terms(ctx, nets, batch)
+        if self.recon > 0 and batch.labeled is not None:
+            codes, known = self._fine_labels(batch)
+            full = known.all(dim=1)
+            z = ctx.randn(batch.global_labeled_batch, self.z_dim)  # drawn on every rank: same stream
+            with ctx.autocast():
+                out = ctx.image(self._synthesize(nets["G"], codes, z, batch.labeled))
+            err = (out.float() - batch.labeled.float()).abs().mean(dim=(1, 2, 3))
+            terms["recon"] = (self.recon, (err * full).sum() / full.sum().clamp_min(1.0))
+        return terms
 
     # evaluation -------------------------------------------------------------------------
     def encode_fine(self, nets, images: torch.Tensor) -> torch.Tensor:
