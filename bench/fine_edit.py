@@ -31,17 +31,10 @@ from pathlib import Path
 import numpy as np
 
 
-def _overrides(pairs):
-    """--set FIELD=VALUE config fields, cast by the field's type (bench/g_follows_e.py)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from g_follows_e import _overrides as overrides
-    return overrides(pairs)
-
-
 def cmd_train(args) -> int:
     import torch
 
-    from semistylegan.config import make_config
+    from semistylegan.config import TrainConfig, make_config
     from semistylegan.train import Trainer
 
     torch.set_num_threads(args.threads)
@@ -50,7 +43,7 @@ def cmd_train(args) -> int:
                       channel_max=args.channel_max, z_dim=16, w_dim=64, mapping_layers=3, lr=args.lr,
                       ema_kimg=1.0, snapshot_kimg=args.snapshot_kimg, grid_kimg=args.snapshot_kimg * 2, log_every=10,
                       metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra={"fine_factors": "floor_hue,wall_hue,object_hue", **({"recon": args.recon} if args.recon else {})},
-                      **_overrides(args.set))
+                      **TrainConfig.cast_overrides(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     print(json.dumps(cfg.to_dict()), flush=True)
     # Run in slices so the wall-clock budget can stop it at a snapshot.

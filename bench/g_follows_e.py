@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,30 +71,6 @@ def diagnose_trainer(trainer) -> dict:
     return out
 
 
-def _overrides(pairs: list[str]) -> dict:
-    """FIELD=VALUE pairs cast to the type of the TrainConfig field's default."""
-    from semistylegan.config import TrainConfig
-    defaults = TrainConfig()
-    names = {f.name for f in fields(TrainConfig)}
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in names:
-            raise SystemExit(f"--set {pair}: {key} is not a TrainConfig field")
-        default = getattr(defaults, key)
-        if isinstance(default, bool):
-            if value not in ("true", "false"):
-                raise SystemExit(f"--set {pair}: {key} takes true or false")
-            out[key] = value == "true"
-        elif isinstance(default, str):
-            out[key] = value
-        elif isinstance(default, int):
-            out[key] = int(value)
-        else:
-            out[key] = float(value)
-    return out
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--diagnose", metavar="RUN_DIR")
@@ -109,7 +85,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from semistylegan.config import make_config
+    from semistylegan.config import TrainConfig, make_config
     from semistylegan.evaluation import load_run
     from semistylegan.train import Trainer
 
@@ -121,7 +97,7 @@ def main(argv=None) -> int:
     if not args.out:
         p.error("--out or --diagnose")
     cfg = replace(make_config("dsprites-quick", seed=args.seed, metrics_kimg=0.0, grid_kimg=0.0),
-                  kimg=1e6, snapshot_kimg=1e6, **_overrides(args.set))
+                  kimg=1e6, snapshot_kimg=1e6, **TrainConfig.cast_overrides(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     log = open(Path(args.out) / "g_follows_e.jsonl", "a")

@@ -91,6 +91,19 @@ def test_alpha_e_splits_the_smoothness_term_between_phases():
         make_config("tiny", alpha_E=-1.0)
 
 
+def test_cast_overrides_by_field_type():
+    from semistylegan.config import TrainConfig
+    from semistylegan.errors import UserError
+    got = TrainConfig.cast_overrides(["g_plain=true", "encoder=separate", "batch=8", "lr=0.01", "alpha_E=0"])
+    assert got == {"g_plain": True, "encoder": "separate", "batch": 8, "lr": 0.01, "alpha_E": 0.0}
+    assert type(got["batch"]) is int and type(got["alpha_E"]) is float
+    for pair, message in [("nope=1", "'nope' is not a config field"), ("batch", "'batch' is not a config field"),
+                          ("g_plain=yes", "g_plain takes true or false"), ("batch=1.5", "batch takes int"),
+                          ("extra=1", "'extra' is not a config field")]:
+        with pytest.raises(UserError, match=message):
+            TrainConfig.cast_overrides([pair])
+
+
 def test_info_stylegan_weights_and_terms():
     cfg, method, nets, batch, ctx = _setup(method="info", labeled_fraction=0.0, gamma=2.0)
     assert cfg.weights == {"gamma_G": 2.0, "gamma_E": 2.0, "beta": 0.0, "alpha": 0.0, "alpha_E": 0.0}

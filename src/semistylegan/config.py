@@ -103,6 +103,34 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def cast_overrides(cls, pairs: list[str]) -> dict:
+        """FIELD=VALUE strings -> {field: value} cast to the type of the field's default (bool
+        fields take true/false; fields whose default is None take numbers)."""
+        defaults = cls()
+        names = {f.name for f in dataclasses.fields(cls)}
+        out = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or key not in names or key == "extra":
+                raise UserError(f"--set {pair}: '{key}' is not a config field (FIELD=VALUE)")
+            default = getattr(defaults, key)
+            try:
+                if isinstance(default, bool):
+                    if value not in ("true", "false"):
+                        raise ValueError
+                    out[key] = value == "true"
+                elif isinstance(default, str):
+                    out[key] = value
+                elif isinstance(default, int):
+                    out[key] = int(value)
+                else:
+                    out[key] = float(value)
+            except ValueError:
+                kind = "true or false" if isinstance(default, bool) else type(default or 0.0).__name__
+                raise UserError(f"--set {pair}: {key} takes {kind}") from None
+        return out
+
+    @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names

@@ -63,8 +63,8 @@ class SemiStyleGAN(Method):
         # Info-StyleGAN's codes are not identified with the factors (no L2 / L2-gen).
         self.identified_codes = cfg.method != "info"
         # E as a classifier (`code_head = "classify"`, not SPEC.md): see _code_loss.
-        self.classify = getattr(cfg, "code_head", "regress") == "classify"
-        self.fake_classes = float(getattr(cfg, "fake_classes", 0.0))
+        self.classify = cfg.code_head == "classify"
+        self.fake_classes = float(cfg.fake_classes)
 
     @property
     def code_sizes(self):
@@ -282,10 +282,8 @@ class SemiStyleGAN(Method):
         G, D = nets["G"], nets["D"]
         cfg = self.cfg
         do_r1 = cfg.r1_interval > 0 and cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
-        if getattr(D, "noise", 0.0) > 0:  # E's input noise, from the saved random stream
-            if D.noise_generator is None:
-                D.noise_generator = torch.Generator(device=ctx.device)
-            D.noise_generator.manual_seed(int(ctx.rng.integers(2**62)) + dist.rank())
+        if D.noise > 0:  # E's input noise, from the saved random stream (drawn only then)
+            D.reseed_noise(int(ctx.rng.integers(2**62)) + dist.rank(), ctx.device)
 
         set_requires_grad(G, False)
         set_requires_grad(D, True)

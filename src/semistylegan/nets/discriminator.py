@@ -72,6 +72,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
+    noise = 0.0  # E reads its inputs as they are (SeparateEncoderDiscriminator may add noise)
     def __init__(self, c_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
                  channel_max: int = 64, mbstd_group: int = 4, conditional: bool = False,
                  code_classes: tuple[int, ...] | None = None, fake_classes: bool = False):
@@ -153,10 +154,9 @@ class Discriminator(nn.Module):
     def read_codes(self, img: torch.Tensor) -> torch.Tensor:
         """E's reading of images as codes in [0, 1] (N, K): what evaluation and editing use."""
         out = self.encode(img)
-        classes = getattr(self, "code_classes", None)
-        if classes is None:
+        if self.code_classes is None:
             return out
-        return decode_code_logits(out, classes, self.fake_classes)
+        return decode_code_logits(out, self.code_classes, self.fake_classes)
 
 
 class SeparateEncoderDiscriminator(nn.Module):
@@ -190,6 +190,12 @@ class SeparateEncoderDiscriminator(nn.Module):
         if need_logits or cond_codes is not None:
             logits, _, cond = self.D.heads(img, need_logits, False, cond_codes, cond_known)
         return logits, (self.encode(img) if need_codes else None), cond
+
+    def reseed_noise(self, seed: int, device: torch.device):
+        """Seed the generator of E's input noise (the method does this every step)."""
+        if self.noise_generator is None:
+            self.noise_generator = torch.Generator(device=device)
+        self.noise_generator.manual_seed(seed)
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         if self.training and self.noise > 0:
