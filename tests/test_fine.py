@@ -60,6 +60,25 @@ def test_generator_sees_only_the_downsample():
     assert (G(c, -z, img) - G(c, z, img)).abs().max() > 1e-3
 
 
+def test_coarse_skip_adds_the_upsampled_input_to_the_output():
+    torch.manual_seed(0)
+    plain = _gen(res=32, inp=8)
+    torch.manual_seed(0)
+    skip = FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=8,
+                         coarse_skip=True)
+    skip.load_state_dict(plain.state_dict())  # the same parameters: the option adds none
+    c, z, img = torch.rand(2, 3), torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        diff = skip(c, z, img) - plain(c, z, img)
+    up = box_downsample(img, 8)
+    for _ in range(2):  # 8 -> 16 -> 32 through the skip path's bilinear upsampling
+        up = torch.nn.functional.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(diff, up, atol=1e-5)
+    assert _method({"coarse_skip": True}).build_networks()["G"].coarse_skip
+    with pytest.raises(UserError, match="coarse_skip must be true or false"):
+        _method({"coarse_skip": "yes"})
+
+
 def test_generator_gradients_reach_every_parameter():
     G = _gen(32, 16)
     img = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)

@@ -6,6 +6,9 @@ a 1x1 conv turns it into features, one style-modulated 3x3 conv works at that re
 precursor's "1x1 conv, AdaIN, 3x3 conv, AdaIN" input layer), and synthesis proceeds
 2 * input_resolution -> ... -> full resolution. Every style layer is driven by
 w = mapping(c_fine, z): the fine factors and the noise, nothing else.
+With `coarse_skip` (not in SPEC.md) the downsample itself is also added to the RGB skip path at
+input_resolution, so G starts from the bilinear upsample of its input and its toRGB layers draw
+what differs from it (edited colours, detail).
 
 FineDiscriminator: the usual discriminator trunk and real/fake head; the encoder head E_fine
 is one linear layer on the flattened trunk features *entering* the block at `head_resolution`
@@ -40,13 +43,14 @@ class FineGenerator(nn.Module):
 
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
                  channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
-                 input_resolution: int = 16):
+                 input_resolution: int = 16, coarse_skip: bool = False):
         super().__init__()
         if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
             raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
         self.c_dim, self.z_dim, self.w_dim = c_dim, z_dim, w_dim
         self.resolution, self.img_channels = resolution, img_channels
         self.input_resolution = input_resolution
+        self.coarse_skip = bool(coarse_skip)
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
@@ -66,8 +70,8 @@ class FineGenerator(nn.Module):
         if image.shape[0] != c.shape[0]:
             image = image.expand(c.shape[0], -1, -1, -1) if image.shape[0] == 1 else image
         w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
-        x = self.input_conv(self.coarse(image))
-        return self.synthesis(w, x=x)
+        coarse = self.coarse(image)
+        return self.synthesis(w, x=self.input_conv(coarse), skip=coarse if self.coarse_skip else None)
 
 
 class FineDiscriminator(Discriminator):

@@ -91,12 +91,16 @@ class SynthesisNetwork(nn.Module):
             in_ch = out_ch
             res *= 2
 
-    def forward(self, w: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, x: torch.Tensor | None = None, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """`skip`: an image at start_resolution added to the first block's RGB output, so it runs
+        through the skip path's upsampling like every toRGB output (None: nothing added)."""
         if x is None:
             x = self.const[None].expand(w.shape[0], -1, -1, -1)
         img = None
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             x, img = block(x, img, w)
+            if i == 0 and skip is not None:
+                img = img + skip
         return img
 
 
