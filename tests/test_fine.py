@@ -79,6 +79,24 @@ def test_coarse_skip_adds_the_upsampled_input_to_the_output():
         _method({"coarse_skip": "yes"})
 
 
+def test_coarse_gray_sees_luminance_only():
+    m = _method({"coarse_gray": True}, resolution=16)
+    G = m.build_networks()["G"]
+    img = torch.rand(2, 3, 16, 16) * 2 - 1
+    small = box_downsample(img, 8)
+    luma = 0.299 * small[:, 0] + 0.587 * small[:, 1] + 0.114 * small[:, 2]
+    seen = G.coarse(img)
+    assert seen.shape == (2, 3, 8, 8) and all(torch.allclose(seen[:, k], luma, atol=1e-6) for k in range(3))
+    # two images of the same luminance and different colours give the same output
+    c, z = torch.rand(2, 3), torch.randn(2, m.z_dim)
+    other = img.clone()
+    other[:, 0], other[:, 1] = img[:, 0] + 0.587 * 0.1, img[:, 1] - 0.299 * 0.1
+    with torch.no_grad():
+        assert torch.allclose(G(c, z, img), G(c, z, other), atol=1e-5)
+        assert not torch.allclose(G(c, z, img), G(c, z, img.flip(-1)), atol=1e-3)
+    assert not _method({}, resolution=16).build_networks()["G"].coarse_gray
+
+
 def test_generator_gradients_reach_every_parameter():
     G = _gen(32, 16)
     img = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)

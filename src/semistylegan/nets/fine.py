@@ -8,7 +8,10 @@ precursor's "1x1 conv, AdaIN, 3x3 conv, AdaIN" input layer), and synthesis proce
 w = mapping(c_fine, z): the fine factors and the noise, nothing else.
 With `coarse_skip` (not in SPEC.md) the downsample itself is also added to the RGB skip path at
 input_resolution, so G starts from the bilinear upsample of its input and its toRGB layers draw
-what differs from it (edited colours, detail).
+what differs from it (edited colours, detail). With `coarse_gray` (not in SPEC.md) G sees the
+luminance of the downsample (0.299 R + 0.587 G + 0.114 B, in every channel) instead of its
+colours: the layout comes from the image and the colours only from c_fine, for datasets whose
+fine factors are hues.
 
 FineDiscriminator: the usual discriminator trunk and real/fake head; the encoder head E_fine
 is one linear layer on the flattened trunk features *entering* the block at `head_resolution`
@@ -43,7 +46,7 @@ class FineGenerator(nn.Module):
 
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
                  channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
-                 input_resolution: int = 16, coarse_skip: bool = False):
+                 input_resolution: int = 16, coarse_skip: bool = False, coarse_gray: bool = False):
         super().__init__()
         if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
             raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
@@ -51,6 +54,7 @@ class FineGenerator(nn.Module):
         self.resolution, self.img_channels = resolution, img_channels
         self.input_resolution = input_resolution
         self.coarse_skip = bool(coarse_skip)
+        self.coarse_gray = bool(coarse_gray) and img_channels == 3
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
@@ -60,8 +64,13 @@ class FineGenerator(nn.Module):
                                           start_resolution=input_resolution, const_input=False)
 
     def coarse(self, image: torch.Tensor) -> torch.Tensor:
-        """The generator's view of a real image: its box downsample to input_resolution."""
-        return box_downsample(image, self.input_resolution)
+        """The generator's view of a real image: its box downsample to input_resolution (its
+        luminance with coarse_gray)."""
+        small = box_downsample(image, self.input_resolution)
+        if self.coarse_gray:
+            luma = small[:, 0:1] * 0.299 + small[:, 1:2] * 0.587 + small[:, 2:3] * 0.114
+            small = luma.expand(-1, 3, -1, -1)
+        return small
 
     def forward(self, c: torch.Tensor, z: torch.Tensor, image: torch.Tensor, truncation_psi: float = 1.0,
                 update_w_avg: bool = False) -> torch.Tensor:
