@@ -45,7 +45,8 @@ def cmd_train(args) -> int:
                       metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra={"fine_factors": "floor_hue,wall_hue,object_hue", **({"recon": args.recon} if args.recon else {}),
                              **({"fine_input_res": args.input_res} if args.input_res else {}),
                              **({"coarse_skip": True} if args.coarse_skip else {}),
-                             **({"coarse_gray": True} if args.coarse_gray else {})},
+                             **({"coarse_gray": True} if args.coarse_gray else {}),
+                             **({"input_const": True} if args.input_const else {})},
                       **TrainConfig.cast_overrides(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     print(json.dumps(cfg.to_dict()), flush=True)
@@ -208,6 +209,7 @@ def main(argv=None) -> int:
     t.add_argument("--recon", type=float, default=0.0, help="semi-fine's labelled reconstruction weight (0 = off)")
     t.add_argument("--coarse-skip", action="store_true", help="semi-fine's coarse_skip option")
     t.add_argument("--coarse-gray", action="store_true", help="semi-fine's coarse_gray option")
+    t.add_argument("--input-const", action="store_true", help="semi-fine's input_const option")
     t.add_argument("--input-res", type=int, default=None, help="semi-fine's coarse input resolution (default 16)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any other config field")
     t.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")

@@ -79,6 +79,23 @@ def test_coarse_skip_adds_the_upsampled_input_to_the_output():
         _method({"coarse_skip": "yes"})
 
 
+def test_input_const_gives_the_generator_position():
+    m = _method({"input_const": True}, resolution=16)
+    torch.manual_seed(0)
+    G = m.build_networks()["G"]
+    assert G.input_const.shape == (G.input_conv.weight.shape[0], 8, 8)
+    c, z = torch.rand(1, 3), torch.randn(1, m.z_dim)
+    flat = torch.full((1, 3, 16, 16), 0.3)  # a uniform image: no layout in the input
+    with torch.no_grad():
+        out = G(c, z, flat)
+        spread = float((out - out.mean(dim=(2, 3), keepdim=True)).abs().mean())
+        G.input_const.zero_()  # without it the interior of a uniform input is uniform too
+        inner = G(c, z, flat)[..., 6:10, 6:10]
+    assert spread > 1e-3 and float((inner - inner.mean(dim=(2, 3), keepdim=True)).abs().max()) < 1e-5
+    with pytest.raises(UserError, match="input_const must be true or false"):
+        _method({"input_const": 1})
+
+
 def test_coarse_gray_sees_luminance_only():
     m = _method({"coarse_gray": True}, resolution=16)
     G = m.build_networks()["G"]

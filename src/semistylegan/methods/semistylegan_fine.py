@@ -18,6 +18,8 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
                   SPEC.md), so G starts from the upsampled input instead of drawing it anew
   coarse_gray     true: G sees the luminance of its coarse input, not its colours (FineGenerator;
                   not in SPEC.md), so the colours can only come from c_fine
+  input_const     true: a learned constant feature map is added to G's input features (positional
+                  information; FineGenerator; not in SPEC.md)
   recon           weight of a labelled reconstruction term in G's loss (default 0 = off; not in
                   SPEC.md): for x in J whose fine factors are all known, the mean |G(c_fine(x), z,
                   coarse(x)) - x| over pixels. It ties G's output to its coarse input (geometry) on
@@ -84,7 +86,7 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
-    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "coarse_skip", "coarse_gray")
+    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "coarse_skip", "coarse_gray", "input_const")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
@@ -104,8 +106,9 @@ class SemiStyleGANFine(SemiStyleGAN):
         self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
         self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
         self.recon = self._float("recon", 0.0)
-        self.coarse_skip, self.coarse_gray = (extra.get(k, False) for k in ("coarse_skip", "coarse_gray"))
-        for key in ("coarse_skip", "coarse_gray"):
+        self.coarse_skip, self.coarse_gray, self.input_const = (
+            extra.get(k, False) for k in ("coarse_skip", "coarse_gray", "input_const"))
+        for key in ("coarse_skip", "coarse_gray", "input_const"):
             if not isinstance(extra.get(key, False), bool):
                 raise UserError(f"semi-fine: {key} must be true or false, got {extra[key]!r}")
         self._reference: torch.Tensor | None = None
@@ -122,7 +125,8 @@ class SemiStyleGANFine(SemiStyleGAN):
         cfg = self.cfg
         G = FineGenerator(self.num_fine, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels, cfg.channel_base,
                           cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res,
-                          coarse_skip=self.coarse_skip, coarse_gray=self.coarse_gray)
+                          coarse_skip=self.coarse_skip, coarse_gray=self.coarse_gray,
+                          input_const=self.input_const)
         D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
                               cfg.mbstd_group, head_resolution=self.head_res,
                               code_classes=tuple(int(m) for m in self.fine_sizes) if self.classify else None,

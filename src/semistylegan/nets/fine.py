@@ -11,7 +11,9 @@ input_resolution, so G starts from the bilinear upsample of its input and its to
 what differs from it (edited colours, detail). With `coarse_gray` (not in SPEC.md) G sees the
 luminance of the downsample (0.299 R + 0.587 G + 0.114 B, in every channel) instead of its
 colours: the layout comes from the image and the colours only from c_fine, for datasets whose
-fine factors are hues.
+fine factors are hues. With `input_const` (not in SPEC.md) a learned constant feature map is
+added to the input features at input_resolution, as StyleGAN's constant input is: positional
+information, without which a shallow G can tell wall from floor only near the image's edges.
 
 FineDiscriminator: the usual discriminator trunk and real/fake head; the encoder head E_fine
 is one linear layer on the flattened trunk features *entering* the block at `head_resolution`
@@ -46,7 +48,8 @@ class FineGenerator(nn.Module):
 
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
                  channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
-                 input_resolution: int = 16, coarse_skip: bool = False, coarse_gray: bool = False):
+                 input_resolution: int = 16, coarse_skip: bool = False, coarse_gray: bool = False,
+                 input_const: bool = False):
         super().__init__()
         if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
             raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
@@ -58,6 +61,7 @@ class FineGenerator(nn.Module):
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
+        self.input_const = nn.Parameter(torch.randn(ch, input_resolution, input_resolution)) if input_const else None
         # The first synthesis block sits at input_resolution: a modulated 3x3 conv (+ toRGB)
         # on the features; the blocks after it upsample to 2x, 4x, ... up to `resolution`.
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max,
@@ -80,7 +84,10 @@ class FineGenerator(nn.Module):
             image = image.expand(c.shape[0], -1, -1, -1) if image.shape[0] == 1 else image
         w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
         coarse = self.coarse(image)
-        return self.synthesis(w, x=self.input_conv(coarse), skip=coarse if self.coarse_skip else None)
+        x = self.input_conv(coarse)
+        if self.input_const is not None:
+            x = x + self.input_const[None].to(x.dtype)
+        return self.synthesis(w, x=x, skip=coarse if self.coarse_skip else None)
 
 
 class FineDiscriminator(Discriminator):
