@@ -84,9 +84,11 @@ def test_input_const_gives_the_generator_position():
     torch.manual_seed(0)
     G = m.build_networks()["G"]
     assert G.input_const.shape == (G.input_conv.weight.shape[0], 8, 8)
+    assert not G.input_const.any()  # starts at zero: G begins as without it
     c, z = torch.rand(1, 3), torch.randn(1, m.z_dim)
     flat = torch.full((1, 3, 16, 16), 0.3)  # a uniform image: no layout in the input
     with torch.no_grad():
+        G.input_const.normal_()  # as training would move it
         out = G(c, z, flat)
         spread = float((out - out.mean(dim=(2, 3), keepdim=True)).abs().mean())
         G.input_const.zero_()  # without it the interior of a uniform input is uniform too

@@ -61,7 +61,9 @@ class FineGenerator(nn.Module):
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
-        self.input_const = nn.Parameter(torch.randn(ch, input_resolution, input_resolution)) if input_const else None
+        # Zero at the start (G begins as without it); a randn start, as StyleGAN's constant has,
+        # drowned the input's features in a blotchy pattern at 50 kimg (BENCHMARKS.md section 7).
+        self.input_const = nn.Parameter(torch.zeros(ch, input_resolution, input_resolution)) if input_const else None
         # The first synthesis block sits at input_resolution: a modulated 3x3 conv (+ toRGB)
         # on the features; the blocks after it upsample to 2x, 4x, ... up to `resolution`.
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max,
