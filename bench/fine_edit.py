@@ -16,7 +16,8 @@ fraction of exact class matches):
   - coarse factors (scale, shape, orientation) vs the image's true values (kept?)
   - the other fine factors vs the image's true values (kept through E_fine -> G?)
   - the same numbers for the plain reconstruction (codes as read by E_fine, nothing set)
-  - the oracle on the real input images (its own error floor)
+  - the oracle on the real input images (its own error floor), and on the bilinear upsample of
+    the coarse input G gets (what the coarse input alone tells the oracle)
 and writes edit_examples.png into the run directory (rows: input, reconstruction, then the
 wall hue set to 0, 1/3, 2/3, 1).
 """
@@ -125,6 +126,10 @@ def cmd_eval(args) -> int:
     gen_ms = (time.time() - t1) * 1000 / (2 * len(idx))
 
     o_real = oracle.predict_classes(images)
+    # what the coarse input alone carries: the oracle on its bilinear upsample back to full size
+    small = torch.nn.functional.avg_pool2d(torch.from_numpy(images).float(), cfg.resolution // run.method.input_res)
+    blurred = torch.nn.functional.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    o_blur = oracle.predict_classes(blurred.round().clamp(0, 255).to(torch.uint8).numpy())
     o_recon = oracle.predict_classes(recon)
     o_edit = oracle.predict_classes(edited)
     denom = np.maximum(sizes - 1, 1)
@@ -140,6 +145,7 @@ def cmd_eval(args) -> int:
         row = {"role": "fine" if k in fine else "coarse"}
         row["oracle_on_real"] = err(o_real, true_cls, k)
         row["reconstruction"] = err(o_recon, true_cls, k)
+        row["oracle_on_upsampled_coarse_input"] = err(o_blur, true_cls, k)
         if k in fine:
             sel = which == k
             tgt = true_cls.copy()
@@ -168,6 +174,7 @@ def cmd_eval(args) -> int:
         "other_fine_kept_abs_err": float(np.mean([report["factors"][names[k]]["kept_when_other_factor_edited"][0] for k in fine])),
         "oracle_on_real_abs_err": float(np.mean([report["factors"][names[k]]["oracle_on_real"][0] for k in range(len(names))])),
         "chance_abs_err_10_values": float(np.mean(np.abs(np.arange(10)[:, None] - np.arange(10)[None, :])) / 9),
+        "coarse_from_upsampled_input_abs_err": float(np.mean([report["factors"][names[k]]["oracle_on_upsampled_coarse_input"][0] for k in coarse])),
         "coarse_chance_abs_err": float(np.mean([report["factors"][names[k]]["chance_random_image"][0] for k in coarse])),
         "E_fine_on_edit_vs_request": float(np.mean([report["factors"][names[k]]["E_fine_on_edit_vs_request"] for k in fine])),
     }
