@@ -32,6 +32,13 @@ from pathlib import Path
 import numpy as np
 
 
+def _fine_options(args) -> dict:
+    """semi-fine's method options (cfg.extra): the hues as fine factors, plus the flags given."""
+    given = {"recon": args.recon, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip,
+             "coarse_gray": args.coarse_gray, "input_const": args.input_const}
+    return {"fine_factors": "floor_hue,wall_hue,object_hue", **{k: v for k, v in given.items() if v}}
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -43,11 +50,7 @@ def cmd_train(args) -> int:
                       kimg=args.kimg, batch=args.batch, labeled_batch=args.batch, channel_base=args.channel_base,
                       channel_max=args.channel_max, z_dim=16, w_dim=64, mapping_layers=3, lr=args.lr,
                       ema_kimg=1.0, snapshot_kimg=args.snapshot_kimg, grid_kimg=args.snapshot_kimg * 2, log_every=10,
-                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra={"fine_factors": "floor_hue,wall_hue,object_hue", **({"recon": args.recon} if args.recon else {}),
-                             **({"fine_input_res": args.input_res} if args.input_res else {}),
-                             **({"coarse_skip": True} if args.coarse_skip else {}),
-                             **({"coarse_gray": True} if args.coarse_gray else {}),
-                             **({"input_const": True} if args.input_const else {})},
+                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra=_fine_options(args),
                       **TrainConfig.cast_overrides(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     print(json.dumps(cfg.to_dict()), flush=True)
@@ -78,6 +81,7 @@ def cmd_eval(args) -> int:
     from semistylegan.editing import Editor
     from semistylegan.evaluation import load_run
     from semistylegan.metrics.oracle import get_oracle
+    from semistylegan.nets.fine import box_downsample
     from semistylegan.viz import labeled_grid, save_png
 
     torch.set_grad_enabled(False)
@@ -127,7 +131,7 @@ def cmd_eval(args) -> int:
 
     o_real = oracle.predict_classes(images)
     # what the coarse input alone carries: the oracle on its bilinear upsample back to full size
-    small = torch.nn.functional.avg_pool2d(torch.from_numpy(images).float(), cfg.resolution // run.method.input_res)
+    small = box_downsample(torch.from_numpy(images).float(), run.method.input_res)
     blurred = torch.nn.functional.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
     o_blur = oracle.predict_classes(blurred.round().clamp(0, 255).to(torch.uint8).numpy())
     o_recon = oracle.predict_classes(recon)

@@ -126,7 +126,7 @@ class TrainConfig:
                 else:
                     out[key] = float(value)
             except ValueError:
-                kind = "true or false" if isinstance(default, bool) else type(default or 0.0).__name__
+                kind = "true or false" if isinstance(default, bool) else type(default if default is not None else 0.0).__name__
                 raise UserError(f"--set {pair}: {key} takes {kind}") from None
         return out
 
@@ -164,13 +164,10 @@ class TrainConfig:
         for name in ("batch", "labeled_batch"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi", "cond_gan", "fake_classes", "encoder_noise"):
+        for name in ("gamma", "alpha", "r1_gamma", "lr", "kimg", "mixup_xi", "cond_gan", "fake_classes", "encoder_noise",
+                     "gamma_G", "gamma_E", "beta", "alpha_E"):  # the last four may be None (= derived)
             v = getattr(self, name)
-            if not (v >= 0) or v != v:
-                raise UserError(f"{name} must be a non-negative number, got {v}")
-        for name in ("gamma_G", "gamma_E", "beta", "alpha_E"):
-            v = getattr(self, name)
-            if v is not None and (not (v >= 0) or v != v):
+            if v is not None and not (v >= 0):  # also refuses NaN
                 raise UserError(f"{name} must be a non-negative number, got {v}")
         for name in ("g_beta1", "g_beta2", "d_beta1", "d_beta2"):
             v = getattr(self, name)

@@ -165,6 +165,13 @@ class Method:
             raise UserError(f"{key} must be a non-negative number, got {v}")
         return v
 
+    def _bool(self, key: str) -> bool:
+        """A true/false option from `self.extra` (default false)."""
+        v = self.extra.get(key, False)
+        if not isinstance(v, bool):
+            raise UserError(f"{self.cfg.method}: {key} must be true or false, got {v!r}")
+        return v
+
     @property
     def z_dim(self) -> int:
         return int(self.cfg.z_dim)

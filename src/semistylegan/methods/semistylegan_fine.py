@@ -107,10 +107,7 @@ class SemiStyleGANFine(SemiStyleGAN):
         self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
         self.recon = self._float("recon", 0.0)
         self.coarse_skip, self.coarse_gray, self.input_const = (
-            extra.get(k, False) for k in ("coarse_skip", "coarse_gray", "input_const"))
-        for key in ("coarse_skip", "coarse_gray", "input_const"):
-            if not isinstance(extra.get(key, False), bool):
-                raise UserError(f"semi-fine: {key} must be true or false, got {extra[key]!r}")
+            self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const"))
         self._reference: torch.Tensor | None = None
 
     @staticmethod

@@ -73,6 +73,7 @@ class DiscriminatorBlock(nn.Module):
 
 class Discriminator(nn.Module):
     noise = 0.0  # E reads its inputs as they are (SeparateEncoderDiscriminator may add noise)
+
     def __init__(self, c_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
                  channel_max: int = 64, mbstd_group: int = 4, conditional: bool = False,
                  code_classes: tuple[int, ...] | None = None, fake_classes: bool = False):
