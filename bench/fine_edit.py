@@ -46,12 +46,14 @@ def cmd_train(args) -> int:
     from semistylegan.train import Trainer
 
     torch.set_num_threads(args.threads)
+    overrides = TrainConfig.parse_set(args.set)
+    extra = {**_fine_options(args), **overrides.pop("extra", {})}
     cfg = make_config("shapes3d-cpu64", method="semi-fine", labeled_fraction=args.eta, gamma=args.gamma,
                       kimg=args.kimg, batch=args.batch, labeled_batch=args.batch, channel_base=args.channel_base,
                       channel_max=args.channel_max, z_dim=16, w_dim=64, mapping_layers=3, lr=args.lr,
                       ema_kimg=1.0, snapshot_kimg=args.snapshot_kimg, grid_kimg=args.snapshot_kimg * 2, log_every=10,
-                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra=_fine_options(args),
-                      **TrainConfig.cast_overrides(args.set))
+                      metrics_kimg=0.0, metrics_samples=200, seed=args.seed, r1_interval=16, extra=extra,
+                      **overrides)
     trainer = Trainer(cfg, args.out, progress=False)
     print(json.dumps(cfg.to_dict()), flush=True)
     # Run in slices so the wall-clock budget can stop it at a snapshot.
@@ -222,7 +224,8 @@ def main(argv=None) -> int:
     t.add_argument("--coarse-gray", action="store_true", help="semi-fine's coarse_gray option")
     t.add_argument("--input-const", action="store_true", help="semi-fine's input_const option")
     t.add_argument("--input-res", type=int, default=None, help="semi-fine's coarse input resolution (default 16)")
-    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any other config field")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other config field or method option (TrainConfig.parse_set)")
     t.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval")

@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                    help="--diagnose a run of bench/separate_encoder_gan.py made before --encoder existed "
                         "(new runs: --set encoder=separate)")
     p.add_argument("--out", help="run directory of a new run")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config field of dsprites-quick")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config field of dsprites-quick or a method option (TrainConfig.parse_set)")
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--every", type=float, default=20.0, help="diagnose every this many kimg")
     p.add_argument("--seed", type=int, default=0)
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     if not args.out:
         p.error("--out or --diagnose")
     cfg = replace(make_config("dsprites-quick", seed=args.seed, metrics_kimg=0.0, grid_kimg=0.0),
-                  kimg=1e6, snapshot_kimg=1e6, **TrainConfig.cast_overrides(args.set))
+                  kimg=1e6, snapshot_kimg=1e6, **TrainConfig.parse_set(args.set))
     trainer = Trainer(cfg, args.out, progress=False)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     log = open(Path(args.out) / "g_follows_e.jsonl", "a")

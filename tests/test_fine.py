@@ -114,6 +114,12 @@ def test_coarse_gray_sees_luminance_only():
         assert torch.allclose(G(c, z, img), G(c, z, other), atol=1e-5)
         assert not torch.allclose(G(c, z, img), G(c, z, img.flip(-1)), atol=1e-3)
     assert not _method({}, resolution=16).build_networks()["G"].coarse_gray
+    # a one-channel dataset has no colours to drop: refused, not silently ignored
+    gray = {"name": "dsprites", "resolution": 16, "channels": 1, "num_images": 737280,
+            "factors": {"names": ["shape", "scale", "orientation", "posX", "posY"], "sizes": [3, 6, 40, 32, 32]}}
+    cfg = make_config("tiny", method="semi-fine", resolution=16, extra={"coarse_gray": True, "fine_factors": "scale"})
+    with pytest.raises(UserError, match="coarse_gray needs a colour dataset \\(3 channels\\); dsprites has 1"):
+        build_method(cfg, gray)
 
 
 def test_generator_gradients_reach_every_parameter():
@@ -249,8 +255,10 @@ def test_reconstruction_term_reaches_g_only_and_skips_partly_labelled_images():
     ctx = StepContext(np.random.default_rng(7), torch.device("cpu"), opts, step=0)
     got = m.g_phase_terms(ctx, nets, Batch(real, labeled, codes, mask, n, n))["recon"][1]
     replay = StepContext(np.random.default_rng(7), torch.device("cpu"), opts, step=0)
-    with torch.no_grad():  # Semi-StyleGAN's own G terms draw first, then the term's z
-        super(type(m), m).g_phase_terms(replay, nets, Batch(real, labeled, codes, mask, n, n))
+    with torch.no_grad():  # the other G terms draw first (replayed with the term off), then its z
+        m.recon = 0.0
+        m.g_phase_terms(replay, nets, Batch(real, labeled, codes, mask, n, n))
+        m.recon = 2.5
         z = replay.randn(n, m.z_dim)
         out = nets["G"](codes[:, m.fine_idx], z, labeled)
     err = (out - labeled).abs().mean(dim=(1, 2, 3))

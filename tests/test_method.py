@@ -91,17 +91,24 @@ def test_alpha_e_splits_the_smoothness_term_between_phases():
         make_config("tiny", alpha_E=-1.0)
 
 
-def test_cast_overrides_by_field_type():
+def test_set_pairs_split_into_config_fields_and_method_options():
     from semistylegan.config import TrainConfig
     from semistylegan.errors import UserError
-    got = TrainConfig.cast_overrides(["g_plain=true", "encoder=separate", "batch=8", "lr=0.01", "alpha_E=0"])
-    assert got == {"g_plain": True, "encoder": "separate", "batch": 8, "lr": 0.01, "alpha_E": 0.0}
+    got = TrainConfig.parse_set(["g_plain=true", "encoder=separate", "batch=8", "lr=0.01", "alpha_E=0",
+                                 "recon=20", "fine_factors=a,b", "coarse_skip=true"])
+    assert got == {"g_plain": True, "encoder": "separate", "batch": 8, "lr": 0.01, "alpha_E": 0.0,
+                   "extra": {"recon": 20, "fine_factors": "a,b", "coarse_skip": True}}
     assert type(got["batch"]) is int and type(got["alpha_E"]) is float
-    for pair, message in [("nope=1", "'nope' is not a config field"), ("batch", "'batch' is not a config field"),
+    assert TrainConfig.parse_set(None) == {} and TrainConfig.parse_set(["lr=1"]) == {"lr": 1.0}
+    for pair, message in [("batch", "--set expects KEY=VALUE, got 'batch'"), ("=3", "--set expects KEY=VALUE"),
                           ("g_plain=yes", "g_plain takes true or false"), ("batch=1.5", "batch takes int"),
-                          ("extra=1", "'extra' is not a config field")]:
+                          ("extra=1", "give each method option as its own --set")]:
         with pytest.raises(UserError, match=message):
-            TrainConfig.cast_overrides([pair])
+            TrainConfig.parse_set([pair])
+    # an option no method takes is refused by the method, in one line
+    cfg = make_config("tiny", **TrainConfig.parse_set(["nope=1"]))
+    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon$"):
+        build_method(cfg, make_dataset("dsprites", 16).info())
 
 
 def test_info_stylegan_weights_and_terms():
@@ -117,8 +124,36 @@ def test_unknown_set_option_is_refused(method):
     from semistylegan.errors import UserError
     cfg = make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01,
                       extra={"gama": "3"})
-    with pytest.raises(UserError, match=rf"^{method}: unknown option\(s\) gama; it takes none"):
+    takes = "recon" if method == "semi" else "none"
+    with pytest.raises(UserError, match=rf"^{method}: unknown option\(s\) gama; it takes {takes}"):
         build_method(cfg, make_dataset("dsprites", 16).info())
+
+
+def test_reconstruction_option_reaches_g_only_and_equals_l1_to_the_labelled_images():
+    from semistylegan.errors import UserError
+    cfg, method, nets, batch, ctx = _setup(extra={"recon": 3.0})
+    set_requires_grad(nets["D"], False)
+    terms = method.g_phase_terms(ctx, nets, batch)
+    assert set(terms) == {"gan", "unsup", "sr", "recon"} and terms["recon"][0] == 3.0
+    assert _reached(terms["recon"][1], nets) == {"G": True, "D": False, "E_head": False, "D_out": False}
+    # the value: mean |G(c, z) - x| with z the draw after the other terms' (replayed with the term off)
+    batch.labeled_mask[0, 2] = False  # image 0 has an unknown factor: it counts nothing
+    got = method.g_phase_terms(StepContext(np.random.default_rng(5), torch.device("cpu"), ctx.optimizers, 0),
+                               nets, batch)["recon"][1]
+    replay = StepContext(np.random.default_rng(5), torch.device("cpu"), ctx.optimizers, 0)
+    with torch.no_grad():
+        method.recon = 0.0
+        assert "recon" not in method.g_phase_terms(replay, nets, batch)
+        out = nets["G"](batch.labeled_codes, replay.randn(cfg.batch, cfg.z_dim))
+    err = (out - batch.labeled).abs().mean(dim=(1, 2, 3))
+    assert torch.allclose(got, err[1:].mean(), rtol=1e-4, atol=1e-6)
+    assert float(got) > 0
+    # Info-StyleGAN has no labels to reconstruct; a bad weight is refused
+    info = make_config("tiny", method="info", labeled_fraction=0.0, extra={"recon": 1.0})
+    with pytest.raises(UserError, match=r"^info: unknown option\(s\) recon; it takes none"):
+        build_method(info, make_dataset("dsprites", 16).info())
+    with pytest.raises(UserError, match="recon must be a non-negative number"):
+        build_method(make_config("tiny", extra={"recon": -2}), make_dataset("dsprites", 16).info())
 
 
 def test_l2_norm_loss_is_plain_norm_with_mask():

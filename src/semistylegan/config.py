@@ -7,6 +7,7 @@ inside every snapshot, so a run can be evaluated and resumed from its directory 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
 from semistylegan.errors import UserError
@@ -103,16 +104,28 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def cast_overrides(cls, pairs: list[str]) -> dict:
-        """FIELD=VALUE strings -> {field: value} cast to the type of the field's default (bool
-        fields take true/false; fields whose default is None take numbers)."""
+    def parse_set(cls, pairs: list[str] | None) -> dict:
+        """`--set KEY=VALUE` strings (the CLI's and the bench scripts') -> overrides for
+        make_config. A KEY that names a config field sets that field, cast to the type of its
+        default (bool fields take true/false; fields whose default is None take numbers); any
+        other KEY is a method option, stored in `extra` (the VALUE parsed as JSON when it is
+        JSON, else kept as a string) and checked by the method."""
         defaults = cls()
-        names = {f.name for f in dataclasses.fields(cls)}
-        out = {}
-        for pair in pairs:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        out: dict = {}
+        extra: dict = {}
+        for pair in pairs or ():
             key, sep, value = pair.partition("=")
-            if not sep or key not in names or key == "extra":
-                raise UserError(f"--set {pair}: '{key}' is not a config field (FIELD=VALUE)")
+            if not sep or not key:
+                raise UserError(f"--set expects KEY=VALUE, got '{pair}'")
+            if key == "extra":
+                raise UserError("--set extra=...: give each method option as its own --set KEY=VALUE")
+            if key not in names:
+                try:
+                    extra[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    extra[key] = value
+                continue
             default = getattr(defaults, key)
             try:
                 if isinstance(default, bool):
@@ -128,6 +141,8 @@ class TrainConfig:
             except ValueError:
                 kind = "true or false" if isinstance(default, bool) else type(default if default is not None else 0.0).__name__
                 raise UserError(f"--set {pair}: {key} takes {kind}") from None
+        if extra:
+            out["extra"] = extra
         return out
 
     @classmethod

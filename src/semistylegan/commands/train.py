@@ -70,7 +70,8 @@ def add_parser(sub):
     a("--channels-last", action="store_const", const=True, default=None, help="channels_last memory format")
     a("--bf16", action="store_const", const=True, default=None, help="bfloat16 autocast")
     a("--set", action="append", default=None, metavar="KEY=VALUE",
-      help="method-specific option stored in config.extra (repeatable), e.g. --set vae_beta=4")
+      help="a config field (--set alpha_E=0) or a method option stored in config.extra "
+           "(--set vae_beta=4, --set recon=20); repeatable")
     a("--out", default=None, help="run directory to create (default runs/<dataset>-<method>-...)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     a("--no-progress", action="store_true", help="no progress bar")
@@ -80,17 +81,12 @@ def add_parser(sub):
 
 def _given(args) -> dict:
     given = {field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt) is not None}
-    if args.set:
-        extra = {}
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise UserError(f"--set expects KEY=VALUE, got '{item}'")
-            try:
-                extra[key] = json.loads(value)
-            except json.JSONDecodeError:
-                extra[key] = value
-        given["extra"] = extra
+    from semistylegan.config import TrainConfig
+
+    for key, value in TrainConfig.parse_set(args.set).items():
+        if key in given and given[key] != value:
+            raise UserError(f"{key} is given twice, by its flag and by --set, with different values")
+        given[key] = value
     return given
 
 

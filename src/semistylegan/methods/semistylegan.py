@@ -30,6 +30,12 @@ ADC-GAN), `encoder = "separate"` and `encoder_noise` (E a plain CNN of its own t
 Gaussian noise in training; nets.discriminator.SeparateEncoderDiscriminator), and `g_plain` /
 `d_plain` with their Adam betas (no equalised learning rate). `dsprites-ctrl` combines the
 classifier, the separate noisy E and the plain G.
+
+Method option (`--set recon=W`, semi and semi-fine; not SPEC.md): W times the mean L1 distance
+between G(c, z) (z drawn fresh) and the labelled image x whose code is c, over the labelled
+images whose codes are all known, in G's loss. It suits the ground-truth datasets, whose factors
+determine the image, so G(c, z) has one right answer there; with nuisance factors it pulls G
+towards their average.
 """
 from __future__ import annotations
 
@@ -52,10 +58,14 @@ class SemiStyleGAN(Method):
     reuse_step_fakes_for_mixup = True
     # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
     conditional_generator = True
+    options: tuple[str, ...] = ("recon",)  # semi; info (no labels) takes none; semi-fine adds its own
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        self.checked_options()  # semi / info take no --set options; semi-fine declares its own
+        if cfg.method == "info":
+            self.options = ()
+        self.checked_options()
+        self.recon = self._float("recon", 0.0)
         self.name = cfg.method
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
@@ -212,7 +222,8 @@ class SemiStyleGAN(Method):
             return ctx.image(self._synthesize(G, mix_codes, mix_z, batch.labeled)), mix_codes
 
     def _need_labels(self) -> bool:
-        return self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self.cfg.cond_gan > 0
+        return (self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self.cfg.cond_gan > 0
+                or self.recon > 0)
 
     # phases -----------------------------------------------------------------------------
     def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
@@ -276,7 +287,21 @@ class SemiStyleGAN(Method):
                 terms["cond"] = (self.cfg.cond_gan, F.softplus(-cond).mean())
             if use_sr:
                 terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))
+        if self.recon > 0 and batch.labeled is not None:
+            terms["recon"] = (self.recon, self._recon_term(ctx, G, batch))
         return terms
+
+    def _recon_term(self, ctx: StepContext, G, batch: Batch) -> torch.Tensor:
+        """The `recon` option: mean L1 between G(c, z) and the labelled x of code c, over the
+        labelled images whose codes are all known (0 when none is). z is drawn on every rank
+        for the global labelled batch (one random stream)."""
+        codes, known = self._label_targets(batch)
+        full = known.all(dim=1).float()
+        z = ctx.randn(batch.global_labeled_batch, self.z_dim)
+        with ctx.autocast():
+            out = ctx.image(self._synthesize(G, codes, z, batch.labeled))
+        err = (out.float() - batch.labeled.float()).abs().mean(dim=(1, 2, 3))
+        return (err * full).sum() / full.sum().clamp_min(1.0)
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]

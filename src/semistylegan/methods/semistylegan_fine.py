@@ -23,7 +23,8 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
   recon           weight of a labelled reconstruction term in G's loss (default 0 = off; not in
                   SPEC.md): for x in J whose fine factors are all known, the mean |G(c_fine(x), z,
                   coarse(x)) - x| over pixels. It ties G's output to its coarse input (geometry) on
-                  images whose hues are known, while L_unsup teaches the hues on random c_fine.
+                  images whose hues are known, while L_unsup teaches the hues on random c_fine
+                  (SemiStyleGAN._recon_term, with the fine codes).
 
 Evaluation interfaces: `encode` returns (N, K) codes over *all* factors of the dataset with NaN
 in the coarse columns (E_fine does not predict them); `encode_fine` returns (N, F). `generate`
@@ -105,9 +106,11 @@ class SemiStyleGANFine(SemiStyleGAN):
             raise UserError("semi-fine needs a resolution of at least 8")
         self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
         self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
-        self.recon = self._float("recon", 0.0)
         self.coarse_skip, self.coarse_gray, self.input_const = (
             self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const"))
+        if self.coarse_gray and self.channels != 3:
+            raise UserError(f"semi-fine: coarse_gray needs a colour dataset (3 channels); "
+                            f"{dataset_info.get('name', cfg.dataset)} has {self.channels}")
         self._reference: torch.Tensor | None = None
 
     @staticmethod
@@ -152,18 +155,6 @@ class SemiStyleGANFine(SemiStyleGAN):
 
     def _label_targets(self, batch: Batch):
         return self._fine_labels(batch)
-
-    def g_phase_terms(self, ctx: StepContext, nets, batch: Batch):
-        terms = super().g_phase_terms(ctx, nets, batch)
-        if self.recon > 0 and batch.labeled is not None:
-            codes, known = self._fine_labels(batch)
-            full = known.all(dim=1)
-            z = ctx.randn(batch.global_labeled_batch, self.z_dim)  # drawn on every rank: same stream
-            with ctx.autocast():
-                out = ctx.image(self._synthesize(nets["G"], codes, z, batch.labeled))
-            err = (out.float() - batch.labeled.float()).abs().mean(dim=(1, 2, 3))
-            terms["recon"] = (self.recon, (err * full).sum() / full.sum().clamp_min(1.0))
-        return terms
 
     # evaluation -------------------------------------------------------------------------
     def encode_fine(self, nets, images: torch.Tensor) -> torch.Tensor:
