@@ -57,7 +57,9 @@ class FineGenerator(nn.Module):
         self.resolution, self.img_channels = resolution, img_channels
         self.input_resolution = input_resolution
         self.coarse_skip = bool(coarse_skip)
-        self.coarse_gray = bool(coarse_gray) and img_channels == 3
+        if coarse_gray and img_channels != 3:  # no colours to drop (the method refuses this in one line)
+            raise ValueError(f"coarse_gray needs 3 image channels, got {img_channels}")
+        self.coarse_gray = bool(coarse_gray)
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
