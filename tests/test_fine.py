@@ -8,7 +8,7 @@ from semistylegan.errors import UserError
 from semistylegan.methods import StepContext, build_method
 from semistylegan.methods.base import Batch
 from semistylegan.methods.semistylegan_fine import resolve_fine_factors
-from semistylegan.nets.fine import FineDiscriminator, FineGenerator, box_downsample
+from semistylegan.nets.fine import FineDiscriminator, FineGenerator, box_downsample, rotate_hue
 
 SHAPES_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
 
@@ -120,6 +120,72 @@ def test_coarse_gray_sees_luminance_only():
     cfg = make_config("tiny", method="semi-fine", resolution=16, extra={"coarse_gray": True, "fine_factors": "scale"})
     with pytest.raises(UserError, match="coarse_gray needs a colour dataset \\(3 channels\\); dsprites has 1"):
         build_method(cfg, gray)
+
+
+def test_rotate_hue():
+    img = torch.rand(3, 3, 8, 8) * 2 - 1
+    out = rotate_hue(img, torch.tensor([0.0, 2 * np.pi / 3, 1.0]))
+    assert torch.equal(out[0], img[0])  # angle 0: unchanged
+    assert torch.allclose(out[1], img[1][[2, 0, 1]], atol=1e-6)  # a third of a turn: (B, R, G)
+    assert torch.allclose(out.mean(dim=1), img.mean(dim=1), atol=1e-6)  # the gray component stays
+    gray = torch.full((1, 3, 2, 2), 0.3)
+    assert torch.allclose(rotate_hue(gray, torch.tensor([2.0])), gray, atol=1e-6)
+    assert not torch.allclose(out[2], img[2], atol=1e-2)
+    # invertible: rotating back by the opposite angle returns the image; commutes with the downsample
+    assert torch.allclose(rotate_hue(out, -torch.tensor([0.0, 2 * np.pi / 3, 1.0])), img, atol=1e-5)
+    ang = torch.tensor([0.5, 1.5, 2.5])
+    assert torch.allclose(box_downsample(rotate_hue(img, ang), 4), rotate_hue(box_downsample(img, 4), ang), atol=1e-6)
+    with pytest.raises(ValueError, match="RGB"):
+        rotate_hue(torch.zeros(1, 1, 4, 4), torch.zeros(1))
+
+
+def test_hue_jitter_rotates_what_g_sees_in_training_only():
+    def step(m, seed=0):
+        torch.manual_seed(0)
+        nets = m.build_networks()
+        seen = []
+        nets["G"].register_forward_pre_hook(lambda mod, args: seen.append(args[2].detach().clone()))
+        n = 4
+        gen = torch.Generator().manual_seed(1)
+        real = torch.rand(n, 3, 16, 16, generator=gen) * 2 - 1
+        labeled = torch.rand(n, 3, 16, 16, generator=gen) * 2 - 1
+        codes = torch.rand(n, 6, generator=gen)
+        mask = torch.ones(n, 6, dtype=torch.bool)
+        ctx = StepContext(np.random.default_rng(seed), torch.device("cpu"), m.build_optimizers(nets), step=0)
+        m.train_step(ctx, nets, Batch(real, labeled, codes, mask, n, n))
+        return nets, seen, real, labeled
+
+    m = _method({"hue_jitter": True, "recon": 1.0}, resolution=16)
+    nets, seen, real, labeled = step(m)
+    # every source G saw in the step is a real image of the step with its hues turned: the same
+    # gray component, other colours, a different angle per image
+    assert len(seen) >= 3
+    for src in seen:
+        ref = real if torch.allclose(src.mean(dim=1), real.mean(dim=1), atol=1e-5) else labeled
+        assert torch.allclose(src.mean(dim=1), ref.mean(dim=1), atol=1e-5)
+        assert not torch.allclose(src, ref, atol=1e-2)
+    assert not torch.allclose(seen[0][0] - real[0], seen[0][1] - real[1], atol=1e-2)
+    # the angles come from the step's random stream: the same stream gives the same step
+    nets2, seen2, _, _ = step(m)
+    assert all(torch.equal(a, b) for a, b in zip(seen, seen2))
+    assert all(torch.equal(a, b) for a, b in zip(nets["G"].parameters(), nets2["G"].parameters()))
+    _, seen3, _, _ = step(m, seed=5)
+    assert not torch.allclose(seen[0], seen3[0], atol=1e-3)
+    # outside the training step (generation, editing) G sees the image as it is
+    seen.clear()
+    with torch.no_grad():
+        m.generate(nets, torch.rand(4, 6), torch.randn(4, m.z_dim), coarse=real)
+    assert len(seen) == 1 and torch.equal(seen[0], real)
+    # without the option nothing is rotated
+    _, plain, real_p, labeled_p = step(_method({"recon": 1.0}, resolution=16))
+    assert all(any(torch.equal(src, ref) for ref in (real_p, labeled_p)) for src in plain)
+    gray = {"name": "dsprites", "resolution": 16, "channels": 1, "num_images": 737280,
+            "factors": {"names": ["shape", "scale", "orientation", "posX", "posY"], "sizes": [3, 6, 40, 32, 32]}}
+    cfg = make_config("tiny", method="semi-fine", resolution=16, extra={"hue_jitter": True, "fine_factors": "scale"})
+    with pytest.raises(UserError, match="hue_jitter needs a colour dataset \\(3 channels\\); dsprites has 1"):
+        build_method(cfg, gray)
+    with pytest.raises(UserError, match="hue_jitter must be true or false"):
+        _method({"hue_jitter": "yes"})
 
 
 def test_generator_gradients_reach_every_parameter():

@@ -18,6 +18,11 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
                   SPEC.md), so G starts from the upsampled input instead of drawing it anew
   coarse_gray     true: G sees the luminance of its coarse input, not its colours (FineGenerator;
                   not in SPEC.md), so the colours can only come from c_fine
+  hue_jitter      true: in training, G sees its coarse input with the colours rotated about the gray
+                  axis by a random angle per image (nets.fine.rotate_hue; not in SPEC.md). The
+                  input's colours then say nothing about its hues, so G takes them from c_fine,
+                  while the regions of the image stay distinct (unlike coarse_gray, where two
+                  hues of equal luminance merge). Generation and editing rotate nothing.
   input_const     true: a learned constant feature map is added to G's input features (positional
                   information; FineGenerator; not in SPEC.md)
   recon           weight of a labelled reconstruction term in G's loss (default 0 = off; not in
@@ -39,10 +44,11 @@ import re
 import numpy as np
 import torch
 
+from semistylegan import dist
 from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, StepContext
 from semistylegan.methods.semistylegan import SemiStyleGAN
-from semistylegan.nets.fine import FineDiscriminator, FineGenerator
+from semistylegan.nets.fine import FineDiscriminator, FineGenerator, rotate_hue
 
 __all__ = ["SemiStyleGANFine", "DEFAULT_FINE_FACTORS", "resolve_fine_factors"]
 
@@ -87,7 +93,8 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
-    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "coarse_skip", "coarse_gray", "input_const")
+    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "coarse_skip", "coarse_gray", "input_const",
+               "hue_jitter")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
@@ -106,11 +113,13 @@ class SemiStyleGANFine(SemiStyleGAN):
             raise UserError("semi-fine needs a resolution of at least 8")
         self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
         self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
-        self.coarse_skip, self.coarse_gray, self.input_const = (
-            self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const"))
-        if self.coarse_gray and self.channels != 3:
-            raise UserError(f"semi-fine: coarse_gray needs a colour dataset (3 channels); "
-                            f"{dataset_info.get('name', cfg.dataset)} has {self.channels}")
+        self.coarse_skip, self.coarse_gray, self.input_const, self.hue_jitter = (
+            self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const", "hue_jitter"))
+        for key in ("coarse_gray", "hue_jitter"):
+            if getattr(self, key) and self.channels != 3:
+                raise UserError(f"semi-fine: {key} needs a colour dataset (3 channels); "
+                                f"{dataset_info.get('name', cfg.dataset)} has {self.channels}")
+        self._jitter: torch.Generator | None = None  # set during a training step (hue_jitter)
         self._reference: torch.Tensor | None = None
 
     @staticmethod
@@ -151,7 +160,22 @@ class SemiStyleGANFine(SemiStyleGAN):
 
     # hooks into Semi-StyleGAN's phases: fine factors, real coarse inputs -------------------
     def _synthesize(self, G, codes, z, source, **kwargs):
+        if self._jitter is not None:  # training with hue_jitter: G's view of the source, rotated
+            angles = torch.rand(source.shape[0], generator=self._jitter, device=self._jitter.device) * (2 * np.pi)
+            source = rotate_hue(source, angles)
         return G(codes, z, source, **kwargs)
+
+    def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
+        """Semi-StyleGAN's step; with hue_jitter the rotation angles come from a generator
+        seeded from the step's saved random stream (so resume stays exact), per rank."""
+        if not self.hue_jitter:
+            return super().train_step(ctx, nets, batch)
+        self._jitter = torch.Generator(device=ctx.device)
+        self._jitter.manual_seed(int(ctx.rng.integers(2**62)) + dist.rank())
+        try:
+            super().train_step(ctx, nets, batch)
+        finally:
+            self._jitter = None
 
     def _label_targets(self, batch: Batch):
         return self._fine_labels(batch)

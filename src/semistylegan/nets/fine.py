@@ -29,7 +29,7 @@ from semistylegan.nets.discriminator import Discriminator, code_layout
 from semistylegan.nets.generator import MappingNetwork, SynthesisNetwork, channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear
 
-__all__ = ["FineGenerator", "FineDiscriminator", "box_downsample"]
+__all__ = ["FineGenerator", "FineDiscriminator", "box_downsample", "rotate_hue"]
 
 
 def box_downsample(img: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -41,6 +41,23 @@ def box_downsample(img: torch.Tensor, resolution: int) -> torch.Tensor:
         raise ValueError(f"cannot box-downsample a {img.shape[-2]}x{size} image to {resolution}x{resolution}")
     factor = size // resolution
     return F.avg_pool2d(img, factor) if factor > 1 else img
+
+
+def rotate_hue(img: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotates each RGB image (N, 3, H, W) about the gray axis R = G = B by its angle (N,), in
+    radians: the hues turn, grays stay and the channel mean is kept. The map is linear and
+    invertible, so distinct colours stay distinct (the regions of an image remain tellable
+    apart) and it commutes with box_downsample. A third of a turn maps (R, G, B) to (B, R, G).
+    Images in [-1, 1] stay centred on the same gray axis (the map fixes (1, 1, 1))."""
+    if img.dim() != 4 or img.shape[1] != 3:
+        raise ValueError(f"rotate_hue needs RGB images (N, 3, H, W), got {tuple(img.shape)}")
+    angles = angles.to(device=img.device, dtype=torch.float32).reshape(-1, 1, 1)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    eye = torch.eye(3, device=img.device)[None]
+    k = torch.full((3,), 3 ** -0.5, device=img.device)
+    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=img.device) * 3 ** -0.5
+    rot = cos * eye + sin * cross[None] + (1.0 - cos) * torch.outer(k, k)[None]  # Rodrigues
+    return torch.einsum("nij,njhw->nihw", rot, img.float()).to(img.dtype)
 
 
 class FineGenerator(nn.Module):
