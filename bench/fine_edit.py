@@ -4,7 +4,7 @@
     .venv/bin/python bench/fine_edit.py eval runs/fine-shapes64 --n 300 --oracle-steps 1000
 
 `train`: Semi-StyleGAN-fine, eta = 1% labels, fine factors = the three hues, a CPU-sized 64x64
-model (options below); stops at the first snapshot after --minutes of wall time (or --kimg).
+model (options below); trains to --kimg, or stops at the first snapshot after --minutes of wall time when given.
 
 `eval`: held-out images = images outside the labelled subset J (the GAN's real-image stream
 draws from the whole grid, so they are "unlabelled", not "never seen"). For each image, one
@@ -70,7 +70,9 @@ def cmd_train(args) -> int:
         print(f"{trainer.cur_nimg / 1000:.2f} kimg, {elapsed / 60:.1f} min, {result['status']} {stats}", flush=True)
         if result["status"] != "done":
             return 1
-        if elapsed > args.minutes * 60:
+        if args.minutes is not None and elapsed > args.minutes * 60:
+            print(f"stopping at {trainer.cur_nimg / 1000:.2f} of {total:g} kimg: --minutes {args.minutes:g} reached",
+                  flush=True)
             break
     print(f"trained {trainer.cur_nimg / 1000:.2f} kimg in {(time.time() - t0) / 60:.1f} min wall", flush=True)
     return 0
@@ -209,7 +211,8 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--out", required=True)
-    t.add_argument("--minutes", type=float, default=15.0)
+    t.add_argument("--minutes", type=float, default=None,
+                   help="also stop at the first snapshot after this many minutes of wall time (default: no cap)")
     t.add_argument("--kimg", type=float, default=100.0)
     t.add_argument("--eta", type=float, default=0.01)
     t.add_argument("--gamma", type=float, default=10.0)

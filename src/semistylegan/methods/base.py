@@ -144,13 +144,19 @@ class Method:
     # method options (`cfg.extra`, set with `semistylegan train --set KEY=VALUE`) -------------
     options: tuple[str, ...] = ()         # the cfg.extra keys a method accepts
 
+    def accepted_options(self) -> tuple[str, ...]:
+        """The cfg.extra keys this configuration accepts (the class's `options`; a class that
+        serves several --method names may narrow it per name)."""
+        return self.options
+
     def checked_options(self) -> dict:
         """cfg.extra, refusing keys the method does not take (one clear line); also kept as
         `self.extra`, where `_float` reads it."""
         extra = dict(self.cfg.extra or {})
-        unknown = set(extra) - set(self.options)
+        accepted = self.accepted_options()
+        unknown = set(extra) - set(accepted)
         if unknown:
-            takes = ", ".join(self.options) if self.options else "none (its settings are train flags and config fields)"
+            takes = ", ".join(accepted) if accepted else "none (its settings are train flags and config fields)"
             raise UserError(f"{self.cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; it takes {takes}")
         self.extra = extra
         return extra

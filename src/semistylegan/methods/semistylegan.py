@@ -62,8 +62,6 @@ class SemiStyleGAN(Method):
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        if cfg.method == "info":
-            self.options = ()
         self.checked_options()
         self.recon = self._float("recon", 0.0)
         self.name = cfg.method
@@ -75,6 +73,10 @@ class SemiStyleGAN(Method):
         # E as a classifier (`code_head = "classify"`, not SPEC.md): see _code_loss.
         self.classify = cfg.code_head == "classify"
         self.fake_classes = float(cfg.fake_classes)
+
+    def accepted_options(self) -> tuple[str, ...]:
+        """Info-StyleGAN (this class with --method info) has no labels, so no `recon`."""
+        return () if self.cfg.method == "info" else self.options
 
     @property
     def code_sizes(self):
