@@ -35,7 +35,8 @@ import numpy as np
 def _fine_options(args) -> dict:
     """semi-fine's method options (cfg.extra): the hues as fine factors, plus the flags given."""
     given = {"recon": args.recon, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip,
-             "coarse_gray": args.coarse_gray, "input_const": args.input_const, "hue_jitter": args.hue_jitter}
+             "coarse_gray": args.coarse_gray, "input_const": args.input_const, "hue_jitter": args.hue_jitter,
+             "skip_gray": args.skip_gray}
     return {"fine_factors": "floor_hue,wall_hue,object_hue", **{k: v for k, v in given.items() if v}}
 
 
@@ -227,6 +228,7 @@ def main(argv=None) -> int:
     t.add_argument("--coarse-gray", action="store_true", help="semi-fine's coarse_gray option")
     t.add_argument("--input-const", action="store_true", help="semi-fine's input_const option")
     t.add_argument("--hue-jitter", action="store_true", help="semi-fine's hue_jitter option")
+    t.add_argument("--skip-gray", action="store_true", help="semi-fine's skip_gray option (with --coarse-skip)")
     t.add_argument("--input-res", type=int, default=None, help="semi-fine's coarse input resolution (default 16)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config field or method option (TrainConfig.parse_set)")

@@ -79,6 +79,26 @@ def test_coarse_skip_adds_the_upsampled_input_to_the_output():
         _method({"coarse_skip": "yes"})
 
 
+def test_skip_gray_adds_the_upsampled_channel_mean():
+    torch.manual_seed(0)
+    plain = _gen(res=32, inp=8)
+    gray = FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=8,
+                         coarse_skip=True, skip_gray=True)
+    gray.load_state_dict(plain.state_dict())
+    c, z, img = torch.rand(2, 3), torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        diff = gray(c, z, img) - plain(c, z, img)
+    up = box_downsample(img, 8).mean(dim=1, keepdim=True)
+    for _ in range(2):
+        up = torch.nn.functional.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(diff, up.expand(-1, 3, -1, -1), atol=1e-5)
+    with pytest.raises(ValueError, match="skip_gray needs coarse_skip"):
+        FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, input_resolution=8, skip_gray=True)
+    assert _method({"coarse_skip": True, "skip_gray": True}).build_networks()["G"].skip_gray
+    with pytest.raises(UserError, match="skip_gray needs coarse_skip=true"):
+        _method({"skip_gray": True})
+
+
 def test_input_const_gives_the_generator_position():
     m = _method({"input_const": True}, resolution=16)
     torch.manual_seed(0)

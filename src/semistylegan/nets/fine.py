@@ -11,7 +11,9 @@ input_resolution, so G starts from the bilinear upsample of its input and its to
 what differs from it (edited colours, detail). With `coarse_gray` (not in SPEC.md) G sees the
 luminance of the downsample (0.299 R + 0.587 G + 0.114 B, in every channel) instead of its
 colours: the layout comes from the image and the colours only from c_fine, for datasets whose
-fine factors are hues. With `input_const` (not in SPEC.md) a learned constant feature map is
+fine factors are hues. With `skip_gray` (with coarse_skip; not in SPEC.md) the skip path gets the mean of the
+downsample's channels in every channel (its gray part, which rotate_hue keeps) while the input
+features still see its colours. With `input_const` (not in SPEC.md) a learned constant feature map is
 added to the input features at input_resolution, as StyleGAN's constant input is: positional
 information, without which a shallow G can tell wall from floor only near the image's edges.
 
@@ -66,7 +68,7 @@ class FineGenerator(nn.Module):
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
                  channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
                  input_resolution: int = 16, coarse_skip: bool = False, coarse_gray: bool = False,
-                 input_const: bool = False):
+                 input_const: bool = False, skip_gray: bool = False):
         super().__init__()
         if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
             raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
@@ -77,6 +79,9 @@ class FineGenerator(nn.Module):
         if coarse_gray and img_channels != 3:  # no colours to drop (the method refuses this in one line)
             raise ValueError(f"coarse_gray needs 3 image channels, got {img_channels}")
         self.coarse_gray = bool(coarse_gray)
+        if skip_gray and not coarse_skip:
+            raise ValueError("skip_gray needs coarse_skip")
+        self.skip_gray = bool(skip_gray)
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
@@ -108,7 +113,10 @@ class FineGenerator(nn.Module):
         x = self.input_conv(coarse)
         if self.input_const is not None:
             x = x + self.input_const[None].to(x.dtype)
-        return self.synthesis(w, x=x, skip=coarse if self.coarse_skip else None)
+        skip = None
+        if self.coarse_skip:
+            skip = coarse.mean(dim=1, keepdim=True).expand_as(coarse) if self.skip_gray else coarse
+        return self.synthesis(w, x=x, skip=skip)
 
 
 class FineDiscriminator(Discriminator):
