@@ -72,8 +72,8 @@ class Blur(nn.Module):
         c = x.shape[1]
         kernel = self.kernel.to(x.dtype).expand(c, 1, 4, 4)
         if self.pad[0] == self.pad[1]:
-            # The convolution's own zero padding: same values as F.pad + conv, and on CPU the
-            # step's blurs run 3x faster fwd+bwd (no padded copy; BENCHMARKS.md section 2).
+            # The convolution's own zero padding: same values as F.pad + conv without the padded
+            # copy (bench/blur_padding.py: a 1.07x faster fp32 step on CPU; BENCHMARKS.md section 2).
             return F.conv2d(x, kernel, padding=self.pad[0], groups=c)
         x = F.pad(x, (self.pad[0], self.pad[1], self.pad[0], self.pad[1]))
         return F.conv2d(x, kernel, groups=c)
