@@ -334,3 +334,20 @@ def test_separate_encoder_routing_noise_and_groups():
         p.grad = None
     terms["gan"][1].backward()
     assert all(p.grad is None for p in D.E.parameters()) and any(p.grad is not None for p in D.D.parameters())
+
+
+def test_channels_last_images_keep_one_channel_data_in_channels_last():
+    # A 1-channel image is contiguous in both formats; ctx.image must give it channels-last strides,
+    # or D's first convolution answers in NCHW and the layers after it mix the two formats.
+    from semistylegan.nets import Discriminator
+
+    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), {}, 0, channels_last=True)
+    D = Discriminator(c_dim=2, resolution=16, img_channels=1, channel_base=64, channel_max=8)
+    D = D.to(memory_format=torch.channels_last)
+    x = torch.randn(4, 1, 16, 16)
+    img = ctx.image(x)
+    torch.testing.assert_close(img, x)
+    assert img.stride()[1] == 1
+    assert D.fromrgb(img).is_contiguous(memory_format=torch.channels_last)
+    plain = StepContext(np.random.default_rng(0), torch.device("cpu"), {}, 0, channels_last=False)
+    assert plain.image(x) is x

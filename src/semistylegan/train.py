@@ -144,7 +144,7 @@ class Trainer:
             labeled_codes = torch.from_numpy(np.nan_to_num(codes, nan=0.0)).to(self.device)
             labeled_mask = torch.from_numpy(mask).to(self.device)
         if cfg.channels_last:
-            real = real.contiguous(memory_format=torch.channels_last)
+            real = real.to(memory_format=torch.channels_last)  # see StepContext.image
         return Batch(real, labeled, labeled_codes, labeled_mask, cfg.batch, cfg.labeled_batch)
 
     # one step ------------------------------------------------------------------------------

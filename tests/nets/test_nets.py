@@ -45,6 +45,35 @@ def test_resampling_sizes():
     assert torch.allclose(y[..., 2:-2, 2:-2], torch.ones_like(y[..., 2:-2, 2:-2]))
 
 
+@pytest.mark.parametrize("kernel_size", [1, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_downsampling_conv_equals_padded_blur_then_strided_conv(kernel_size, channels_last):
+    # The reference: zero-pad, [1,3,3,1] blur at every pixel, stride-2 conv, lrelu times sqrt(2).
+    # The layer computes only the blurred pixels a 1x1 conv reads and folds the gain into W and b.
+    torch.manual_seed(0)
+    layer = EqualConv2d(4, 5, kernel_size, activation="lrelu", down=True)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(3, 4, 8, 8)
+    if channels_last:
+        x, layer = x.to(memory_format=torch.channels_last), layer.to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    out = layer(x)
+    k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    k = (torch.outer(k, k) / 64).expand(4, 1, 4, 4)
+    p = 2 + (kernel_size - 1)
+    ref = F.conv2d(F.pad(x, ((p + 1) // 2, p // 2) * 2), k, groups=4)
+    ref = F.conv2d(ref, layer.weight * layer.weight_gain, layer.bias, stride=2)
+    ref = F.leaky_relu(ref, 0.2) * 2**0.5
+    assert out.shape == (3, 5, 4, 4)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, layer.weight), g)
+    want = torch.autograd.grad(ref, (x, layer.weight), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_minibatch_std_groups_are_contiguous():
     layer = MinibatchStd(group_size=2)
     x = torch.randn(4, 3, 2, 2)

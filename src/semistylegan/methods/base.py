@@ -72,7 +72,10 @@ class StepContext:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def image(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        # `.to(memory_format=...)`, not `.contiguous(...)`: a 1-channel image is contiguous in both
+        # formats, and `.contiguous` keeps its NCHW strides, from which the convolutions pick NCHW
+        # and the first layers of D then mix both formats (slow; BENCHMARKS.md section 2).
+        return x.to(memory_format=torch.channels_last) if self.channels_last else x
 
     def optimizer_step(self, name: str, loss: torch.Tensor, params: list[torch.Tensor]):
         """Backward, average gradients over ranks, sanitise, step and clear the gradients."""

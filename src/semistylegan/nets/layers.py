@@ -42,6 +42,21 @@ def _act(x: torch.Tensor, activation: str) -> torch.Tensor:
     raise ValueError(f"unknown activation {activation}")
 
 
+def _act_gain(activation: str) -> float:
+    """The activation's output gain. Leaky ReLU is positively homogeneous, lrelu(a) * g = lrelu(g a)
+    for g > 0, so the convolutions fold the gain into their (small) weights and biases and apply
+    `_act_fresh` instead of `_act`: one pass over the feature map instead of two."""
+    if activation not in ("lrelu", "linear"):
+        raise ValueError(f"unknown activation {activation}")
+    return lrelu_gain if activation == "lrelu" else 1.0
+
+
+def _act_fresh(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The activation without its gain, in place: `x` must be a new tensor of the caller's (the
+    output of a convolution or addcmul, which autograd does not keep)."""
+    return F.leaky_relu(x, 0.2, inplace=True) if activation == "lrelu" else x
+
+
 class EqualLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, bias_init: float = 0.0,
                  lr_mul: float = 1.0, activation: str = "linear"):
@@ -61,12 +76,13 @@ class EqualLinear(nn.Module):
 class Blur(nn.Module):
     """Depthwise [1, 3, 3, 1] low-pass filter (separable, normalised to unit gain)."""
 
-    def __init__(self, pad: tuple[int, int], scale: float = 1.0):
+    def __init__(self, pad: tuple[int, int], scale: float = 1.0, stride: int = 1):
         super().__init__()
         k = torch.tensor([1.0, 3.0, 3.0, 1.0])
         k = torch.outer(k, k)
         self.register_buffer("kernel", (k / k.sum() * scale)[None, None], persistent=False)
         self.pad = pad
+        self.stride = stride  # 2: only every other output row and column (a blur then subsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
@@ -74,9 +90,9 @@ class Blur(nn.Module):
         if self.pad[0] == self.pad[1]:
             # The convolution's own zero padding: same values as F.pad + conv without the padded
             # copy (bench/blur_padding.py: a 1.07x faster fp32 step on CPU; BENCHMARKS.md section 2).
-            return F.conv2d(x, kernel, padding=self.pad[0], groups=c)
+            return F.conv2d(x, kernel, padding=self.pad[0], stride=self.stride, groups=c)
         x = F.pad(x, (self.pad[0], self.pad[1], self.pad[0], self.pad[1]))
-        return F.conv2d(x, kernel, groups=c)
+        return F.conv2d(x, kernel, stride=self.stride, groups=c)
 
 
 class EqualConv2d(nn.Module):
@@ -89,20 +105,24 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = gain / math.sqrt(in_channels * kernel_size * kernel_size)
         self.activation = activation
+        self.act_gain = _act_gain(activation)
         self.down = down
         self.kernel_size = kernel_size
         if down:
             p = (4 - 2) + (kernel_size - 1)
-            self.blur = Blur(((p + 1) // 2, p // 2))
+            # A 1x1 conv of stride 2 reads every other blurred pixel: the blur computes only those
+            # (the same values; 4x fewer blur outputs and no strided 1x1 conv, which is slow on CPU).
+            self.blur = Blur(((p + 1) // 2, p // 2), stride=2 if kernel_size == 1 else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight * self.weight_gain
+        w = self.weight * (self.weight_gain * self.act_gain)
+        b = self.bias * self.act_gain if self.bias is not None else None
         if self.down:
             x = self.blur(x)
-            x = F.conv2d(x, w, self.bias, stride=2)
+            x = F.conv2d(x, w, b, stride=1 if self.kernel_size == 1 else 2)
         else:
-            x = F.conv2d(x, w, self.bias, padding=self.kernel_size // 2)
-        return _act(x, self.activation)
+            x = F.conv2d(x, w, b, padding=self.kernel_size // 2)
+        return _act_fresh(x, self.activation)
 
 
 class ModulatedConv2d(nn.Module):
@@ -122,6 +142,7 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
         self.up = up
         self.activation = activation
+        self.act_gain = _act_gain(activation)
         self.kernel_size = kernel_size
         if up:
             # Transposed 3x3 stride-2 conv gives 2H+1 pixels; the blur (x4 gain for the
@@ -138,12 +159,14 @@ class ModulatedConv2d(nn.Module):
             x = self.blur(x)
         else:
             x = F.conv2d(x, weight, padding=self.kernel_size // 2)
+        bias = (self.bias * self.act_gain)[None, :, None, None].to(x.dtype)
         if self.demodulate:
             # sum over (in, k) of (W_oik s_i)^2 = (sum_k W_oik^2) @ s_i^2
             dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # (N, out)
-            x = x * dcoefs[:, :, None, None].to(x.dtype)
-        x = x + self.bias[None, :, None, None].to(x.dtype)
-        return _act(x, self.activation)
+            x = torch.addcmul(bias, x, (dcoefs * self.act_gain)[:, :, None, None].to(x.dtype))
+        else:
+            x = x * self.act_gain + bias if self.act_gain != 1.0 else x + bias
+        return _act_fresh(x, self.activation)
 
 
 class ToRGB(nn.Module):
