@@ -53,7 +53,7 @@ def _act_gain(activation: str) -> float:
 
 def _act_fresh(x: torch.Tensor, activation: str) -> torch.Tensor:
     """The activation without its gain, in place: `x` must be a new tensor of the caller's (the
-    output of a convolution or addcmul, which autograd does not keep)."""
+    output of a convolution or of an in-place add, which autograd does not keep)."""
     return F.leaky_relu(x, 0.2, inplace=True) if activation == "lrelu" else x
 
 
@@ -76,23 +76,23 @@ class EqualLinear(nn.Module):
 class Blur(nn.Module):
     """Depthwise [1, 3, 3, 1] low-pass filter (separable, normalised to unit gain)."""
 
-    def __init__(self, pad: tuple[int, int], scale: float = 1.0, stride: int = 1):
+    def __init__(self, pad: tuple[int, int], scale: float = 1.0):
         super().__init__()
         k = torch.tensor([1.0, 3.0, 3.0, 1.0])
         k = torch.outer(k, k)
         self.register_buffer("kernel", (k / k.sum() * scale)[None, None], persistent=False)
         self.pad = pad
-        self.stride = stride  # 2: only every other output row and column (a blur then subsample)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        """`stride=2`: only every other output row and column (the blur, then a subsample)."""
         c = x.shape[1]
         kernel = self.kernel.to(x.dtype).expand(c, 1, 4, 4)
         if self.pad[0] == self.pad[1]:
             # The convolution's own zero padding: same values as F.pad + conv without the padded
             # copy (bench/blur_padding.py: a 1.07x faster fp32 step on CPU; BENCHMARKS.md section 2).
-            return F.conv2d(x, kernel, padding=self.pad[0], stride=self.stride, groups=c)
+            return F.conv2d(x, kernel, padding=self.pad[0], stride=stride, groups=c)
         x = F.pad(x, (self.pad[0], self.pad[1], self.pad[0], self.pad[1]))
-        return F.conv2d(x, kernel, stride=self.stride, groups=c)
+        return F.conv2d(x, kernel, stride=stride, groups=c)
 
 
 class EqualConv2d(nn.Module):
@@ -110,16 +110,18 @@ class EqualConv2d(nn.Module):
         self.kernel_size = kernel_size
         if down:
             p = (4 - 2) + (kernel_size - 1)
-            # A 1x1 conv of stride 2 reads every other blurred pixel: the blur computes only those
-            # (the same values; 4x fewer blur outputs and no strided 1x1 conv, which is slow on CPU).
-            self.blur = Blur(((p + 1) // 2, p // 2), stride=2 if kernel_size == 1 else 1)
+            self.blur = Blur(((p + 1) // 2, p // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * (self.weight_gain * self.act_gain)
         b = self.bias * self.act_gain if self.bias is not None else None
-        if self.down:
-            x = self.blur(x)
-            x = F.conv2d(x, w, b, stride=1 if self.kernel_size == 1 else 2)
+        if self.down and self.kernel_size == 1 and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
+            # A 1x1 conv of stride 2 reads every other blurred pixel: in fp32 the blur computes only
+            # those (the same values; the strided 1x1 conv is slow on CPU). A strided depthwise
+            # conv is slow in bf16 instead, so that case keeps the general path (BENCHMARKS.md section 2).
+            x = F.conv2d(self.blur(x, stride=2), w, b)
+        elif self.down:
+            x = F.conv2d(self.blur(x), w, b, stride=2)
         else:
             x = F.conv2d(x, w, b, padding=self.kernel_size // 2)
         return _act_fresh(x, self.activation)
@@ -163,9 +165,10 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum over (in, k) of (W_oik s_i)^2 = (sum_k W_oik^2) @ s_i^2
             dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # (N, out)
-            x = torch.addcmul(bias, x, (dcoefs * self.act_gain)[:, :, None, None].to(x.dtype))
+            # (not addcmul: its broadcast is 2.5-8x slower on NCHW tensors here)
+            x = (x * (dcoefs * self.act_gain)[:, :, None, None].to(x.dtype)).add_(bias)
         else:
-            x = x * self.act_gain + bias if self.act_gain != 1.0 else x + bias
+            x = (x * self.act_gain).add_(bias) if self.act_gain != 1.0 else x + bias
         return _act_fresh(x, self.activation)
 
 
