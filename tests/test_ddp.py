@@ -12,9 +12,9 @@ from semistylegan.config import TrainConfig
 from semistylegan.train import Trainer
 
 
-def _train(run_dir, nproc):
+def _train(run_dir, nproc, extra=()):
     args = ["-m", "semistylegan", "train", "--preset", "tiny", "--kimg", "0.064", "--r1-interval", "2",
-            "--no-progress", "--grid-kimg", "0", "--out", str(run_dir)]
+            "--no-progress", "--grid-kimg", "0", "--out", str(run_dir), *extra]
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     else:
@@ -26,10 +26,14 @@ def _train(run_dir, nproc):
     return load_snapshot(list_snapshots(run_dir)[-1])
 
 
+# Semi-StyleGAN, and Semi-StyleGAN-fine with hue_jitter (random angles drawn per image in the step:
+# the global batch's angles, this rank's part).
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path):
-    one = _train(tmp_path / "one", 1)
-    two = _train(tmp_path / "two", 2)
+@pytest.mark.parametrize("extra", [(), ("--dataset", "shapes3d", "--method", "semi-fine", "--set", "hue_jitter=true",
+                                        "--set", "recon=1")], ids=["semi", "semi-fine-hue-jitter"])
+def test_two_processes_match_one(tmp_path, extra):
+    one = _train(tmp_path / "one", 1, extra)
+    two = _train(tmp_path / "two", 2, extra)
     assert one["state"]["step"] == two["state"]["step"] == 4
     assert one["state"]["rng"] == two["state"]["rng"]
     # The initial weights of the same config (seeded initialisation), to measure how far each

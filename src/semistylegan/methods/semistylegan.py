@@ -199,9 +199,10 @@ class SemiStyleGAN(Method):
         targets, known = self._label_targets(batch)
         return self._mix_loss(D.encode(ctx.image(x_mix)), c_mix, lam, targets, mix_codes, known)
 
-    def _synthesize(self, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor, **kwargs) -> torch.Tensor:
-        """G(c, z); `source` (real images of the same step) is for generators that start from
-        a real image (Semi-StyleGAN-fine) and unused here."""
+    def _synthesize(self, ctx: StepContext, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor,
+                    **kwargs) -> torch.Tensor:
+        """G(c, z) in a training step; `source` (this rank's real images of the step) is for
+        generators that start from a real image (Semi-StyleGAN-fine) and unused here."""
         return G(codes, z, **kwargs)
 
     def _label_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +222,7 @@ class SemiStyleGAN(Method):
         mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())
         with torch.set_grad_enabled(grad):
-            return ctx.image(self._synthesize(G, mix_codes, mix_z, batch.labeled)), mix_codes
+            return ctx.image(self._synthesize(ctx, G, mix_codes, mix_z, batch.labeled)), mix_codes
 
     def _need_labels(self) -> bool:
         return (self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self.cfg.cond_gan > 0
@@ -239,7 +240,7 @@ class SemiStyleGAN(Method):
         use_cond = use_labels and cond_w > 0
         with ctx.autocast():
             with torch.no_grad():
-                fake = ctx.image(self._synthesize(G, codes, z, batch.real))
+                fake = ctx.image(self._synthesize(ctx, G, codes, z, batch.real))
             fake_logits, fake_pred, fake_cond = D.heads(fake, need_codes=w["gamma_E"] > 0 or self.fake_classes > 0,
                                                         cond_codes=codes if use_cond else None)
             real = ctx.image(batch.real.detach().requires_grad_(do_r1))
@@ -280,7 +281,7 @@ class SemiStyleGAN(Method):
         use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
         use_cond = self.cfg.cond_gan > 0 and batch.labeled is not None
         with ctx.autocast():
-            fake = ctx.image(self._synthesize(G, codes, z, batch.real, update_w_avg=True))
+            fake = ctx.image(self._synthesize(ctx, G, codes, z, batch.real, update_w_avg=True))
             logits, pred, cond = D.heads(fake, need_codes=w["gamma_G"] > 0, cond_codes=codes if use_cond else None)
             terms["gan"] = (1.0, F.softplus(-logits).mean())
             if w["gamma_G"] > 0:
@@ -301,7 +302,7 @@ class SemiStyleGAN(Method):
         full = known.all(dim=1).float()
         z = ctx.randn(batch.global_labeled_batch, self.z_dim)
         with ctx.autocast():
-            out = ctx.image(self._synthesize(G, codes, z, batch.labeled))
+            out = ctx.image(self._synthesize(ctx, G, codes, z, batch.labeled))
         err = (out.float() - batch.labeled.float()).abs().mean(dim=(1, 2, 3))
         return (err * full).sum() / full.sum().clamp_min(1.0)
 

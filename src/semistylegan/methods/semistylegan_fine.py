@@ -125,7 +125,6 @@ class SemiStyleGANFine(SemiStyleGAN):
             if getattr(self, key) and self.channels != 3:
                 raise UserError(f"semi-fine: {key} needs a colour dataset (3 channels); "
                                 f"{dataset_info.get('name', cfg.dataset)} has {self.channels}")
-        self._jitter: torch.Generator | None = None  # set during a training step (hue_jitter)
         self._reference: torch.Tensor | None = None
 
     @staticmethod
@@ -165,23 +164,14 @@ class SemiStyleGANFine(SemiStyleGAN):
         return batch.labeled_codes[:, self.fine_idx], batch.labeled_mask[:, self.fine_idx]
 
     # hooks into Semi-StyleGAN's phases: fine factors, real coarse inputs -------------------
-    def _synthesize(self, G, codes, z, source, **kwargs):
-        if self._jitter is not None:  # training with hue_jitter: G's view of the source, rotated
-            angles = torch.rand(source.shape[0], generator=self._jitter, device=self._jitter.device) * (2 * np.pi)
+    def _synthesize(self, ctx: StepContext, G, codes, z, source, **kwargs):
+        if self.hue_jitter:  # G's view of the source in training, rotated by a random angle per image
+            # drawn for the global batch from the step's random stream, then this rank's part
+            # (batches split evenly over ranks), so a run of N ranks draws what one process does
+            n = source.shape[0] * dist.world_size()
+            angles = ctx.local(ctx.rng.random(n) * (2 * np.pi))
             source = rotate_hue(source, angles)
         return G(codes, z, source, **kwargs)
-
-    def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
-        """Semi-StyleGAN's step; with hue_jitter the rotation angles come from a generator
-        seeded from the step's saved random stream (so resume stays exact), per rank."""
-        if not self.hue_jitter:
-            return super().train_step(ctx, nets, batch)
-        self._jitter = torch.Generator(device=ctx.device)
-        self._jitter.manual_seed(int(ctx.rng.integers(2**62)) + dist.rank())
-        try:
-            super().train_step(ctx, nets, batch)
-        finally:
-            self._jitter = None
 
     def _label_targets(self, batch: Batch):
         return self._fine_labels(batch)
