@@ -100,6 +100,10 @@ class Discriminator(nn.Module):
         self.cond_embed = EqualLinear(2 * c_dim, c4, bias=False) if conditional and c_dim > 0 else None
         self.cond_out = EqualLinear(c4, 1) if self.cond_embed is not None else None
 
+    def reseed_noise(self, seed: int, device: torch.device):
+        """Seeds the noise E adds to its inputs in training: none here (`noise` is 0, and the
+        method only reseeds when it is not); SeparateEncoderDiscriminator has some."""
+
     def blocks_forward(self, img: torch.Tensor, keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """The convolutional trunk down to 4x4; also returns block inputs at the resolutions in `keep`."""
         x = self.fromrgb(img)
