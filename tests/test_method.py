@@ -107,7 +107,7 @@ def test_set_pairs_split_into_config_fields_and_method_options():
             TrainConfig.parse_set([pair])
     # an option no method takes is refused by the method, in one line
     cfg = make_config("tiny", **TrainConfig.parse_set(["nope=1"]))
-    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon$"):
+    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon, recon_edges$"):
         build_method(cfg, make_dataset("dsprites", 16).info())
 
 
@@ -124,7 +124,7 @@ def test_unknown_set_option_is_refused(method):
     from semistylegan.errors import UserError
     cfg = make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01,
                       extra={"gama": "3"})
-    takes = "recon" if method == "semi" else "none"
+    takes = "recon, recon_edges" if method == "semi" else "none"
     with pytest.raises(UserError, match=rf"^{method}: unknown option\(s\) gama; it takes {takes}"):
         build_method(cfg, make_dataset("dsprites", 16).info())
 
@@ -154,6 +154,31 @@ def test_reconstruction_option_reaches_g_only_and_equals_l1_to_the_labelled_imag
         build_method(info, make_dataset("dsprites", 16).info())
     with pytest.raises(UserError, match="recon must be a non-negative number"):
         build_method(make_config("tiny", extra={"recon": -2}), make_dataset("dsprites", 16).info())
+
+
+def test_edge_reconstruction_option_compares_image_gradients():
+    cfg, method, nets, batch, ctx = _setup(extra={"recon_edges": 2.0})
+    set_requires_grad(nets["D"], False)
+    batch.labeled_mask[1, 0] = False  # image 1 has an unknown factor: it counts nothing
+    terms = method.g_phase_terms(StepContext(np.random.default_rng(7), torch.device("cpu"), ctx.optimizers, 0),
+                                 nets, batch)
+    assert "recon" not in terms and terms["recon_edges"][0] == 2.0
+    got = terms["recon_edges"][1]
+    assert _reached(got, nets) == {"G": True, "D": False, "E_head": False, "D_out": False}
+    replay = StepContext(np.random.default_rng(7), torch.device("cpu"), ctx.optimizers, 0)
+    with torch.no_grad():
+        method.recon_edges = 0.0
+        assert "recon_edges" not in method.g_phase_terms(replay, nets, batch)
+        out = nets["G"](batch.labeled_codes, replay.randn(cfg.batch, cfg.z_dim))
+
+    def grads(img):
+        return img[..., :, 1:] - img[..., :, :-1], img[..., 1:, :] - img[..., :-1, :]
+
+    (ox, oy), (xx, xy) = grads(out), grads(batch.labeled)
+    err = (ox - xx).abs().mean(dim=(1, 2, 3)) + (oy - xy).abs().mean(dim=(1, 2, 3))
+    keep = torch.ones(len(err), dtype=torch.bool)
+    keep[1] = False
+    assert torch.allclose(got, err[keep].mean(), rtol=1e-4, atol=1e-6)
 
 
 def test_l2_norm_loss_is_plain_norm_with_mask():

@@ -36,6 +36,11 @@ between G(c, z) (z drawn fresh) and the labelled image x whose code is c, over t
 images whose codes are all known, in G's loss. It suits the ground-truth datasets, whose factors
 determine the image, so G(c, z) has one right answer there; with nuisance factors it pulls G
 towards their average.
+
+Method option (`--set recon_edges=W`, semi and semi-fine; not SPEC.md): W times the mean L1
+distance between the image gradients (differences of neighbouring pixels, across and down) of the
+same G(c, z) and x, in G's loss. Flat regions weigh nothing there, so it asks G for the outlines
+and the shading where the pixel term is dominated by the large flat areas (walls, floor).
 """
 from __future__ import annotations
 
@@ -58,12 +63,13 @@ class SemiStyleGAN(Method):
     reuse_step_fakes_for_mixup = True
     # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
     conditional_generator = True
-    options: tuple[str, ...] = ("recon",)  # semi; info (no labels) takes none; semi-fine adds its own
+    options: tuple[str, ...] = ("recon", "recon_edges")  # semi; info (no labels) takes none; semi-fine adds its own
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.checked_options()
         self.recon = self._float("recon", 0.0)
+        self.recon_edges = self._float("recon_edges", 0.0)
         self.name = cfg.method
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
@@ -75,7 +81,7 @@ class SemiStyleGAN(Method):
         self.fake_classes = float(cfg.fake_classes)
 
     def accepted_options(self) -> tuple[str, ...]:
-        """Info-StyleGAN (this class with --method info) has no labels, so no `recon`."""
+        """Info-StyleGAN (this class with --method info) has no labels, so no `recon` (or `recon_edges`)."""
         return () if self.cfg.method == "info" else self.options
 
     @property
@@ -226,7 +232,7 @@ class SemiStyleGAN(Method):
 
     def _need_labels(self) -> bool:
         return (self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self.cfg.cond_gan > 0
-                or self.recon > 0)
+                or self.recon > 0 or self.recon_edges > 0)
 
     # phases -----------------------------------------------------------------------------
     def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
@@ -290,21 +296,32 @@ class SemiStyleGAN(Method):
                 terms["cond"] = (self.cfg.cond_gan, F.softplus(-cond).mean())
             if use_sr:
                 terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))
-        if self.recon > 0 and batch.labeled is not None:
-            terms["recon"] = (self.recon, self._recon_term(ctx, G, batch))
+        if (self.recon > 0 or self.recon_edges > 0) and batch.labeled is not None:
+            pixels, edges = self._recon_terms(ctx, G, batch)
+            if self.recon > 0:
+                terms["recon"] = (self.recon, pixels)
+            if self.recon_edges > 0:
+                terms["recon_edges"] = (self.recon_edges, edges)
         return terms
 
-    def _recon_term(self, ctx: StepContext, G, batch: Batch) -> torch.Tensor:
-        """The `recon` option: mean L1 between G(c, z) and the labelled x of code c, over the
-        labelled images whose codes are all known (0 when none is). z is drawn on every rank
-        for the global labelled batch (one random stream)."""
+    def _recon_terms(self, ctx: StepContext, G, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `recon` and `recon_edges` options: mean L1 between G(c, z) and the labelled x of
+        code c, and between their image gradients, over the labelled images whose codes are all
+        known (0 when none is). z is drawn on every rank for the global labelled batch (one
+        random stream)."""
         codes, known = self._label_targets(batch)
         full = known.all(dim=1).float()
         z = ctx.randn(batch.global_labeled_batch, self.z_dim)
         with ctx.autocast():
             out = ctx.image(self._synthesize(ctx, G, codes, z, batch.labeled))
-        err = (out.float() - batch.labeled.float()).abs().mean(dim=(1, 2, 3))
-        return (err * full).sum() / full.sum().clamp_min(1.0)
+        out, x = out.float(), batch.labeled.float()
+        diff = out - x
+        pixels = diff.abs().mean(dim=(1, 2, 3))
+        # gradient of the difference = difference of the gradients
+        edges = (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean(dim=(1, 2, 3)) \
+            + (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+        norm = full.sum().clamp_min(1.0)
+        return (pixels * full).sum() / norm, (edges * full).sum() / norm
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]

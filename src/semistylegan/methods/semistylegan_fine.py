@@ -33,7 +33,9 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
                   SPEC.md): for x in J whose fine factors are all known, the mean |G(c_fine(x), z,
                   coarse(x)) - x| over pixels. It ties G's output to its coarse input (geometry) on
                   images whose hues are known, while L_unsup teaches the hues on random c_fine
-                  (SemiStyleGAN._recon_term, with the fine codes).
+                  (SemiStyleGAN._recon_terms, with the fine codes).
+  recon_edges     weight of the same term on image gradients (SemiStyleGAN's option, with the fine
+                  codes): the outlines of the object rather than the flat walls and floor
 
 Evaluation interfaces: `encode` returns (N, K) codes over *all* factors of the dataset with NaN
 in the coarse columns (E_fine does not predict them); `encode_fine` returns (N, F). `generate`
@@ -97,8 +99,8 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
-    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "coarse_skip", "coarse_gray", "input_const",
-               "hue_jitter", "skip_gray")
+    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "recon_edges", "coarse_skip", "coarse_gray",
+               "input_const", "hue_jitter", "skip_gray")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
