@@ -19,11 +19,12 @@ from semistylegan.nets import layers
 from semistylegan.train import Trainer
 
 
-def padded_blur(self, x: torch.Tensor) -> torch.Tensor:
-    """The former Blur.forward: an explicit F.pad, then the depthwise 4x4 convolution."""
+def padded_blur(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """The former Blur.forward: an explicit F.pad, then the depthwise 4x4 convolution (with the
+    `stride` argument Blur.forward has since session 9)."""
     c = x.shape[1]
     x = F.pad(x, (self.pad[0], self.pad[1], self.pad[0], self.pad[1]))
-    return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 4, 4), groups=c)
+    return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 4, 4), stride=stride, groups=c)
 
 
 def main():

@@ -14,7 +14,7 @@ import tempfile
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from semistylegan.config import make_config
+from semistylegan.config import TrainConfig, make_config
 from semistylegan.train import Trainer
 
 
@@ -25,19 +25,10 @@ def main():
     ap.add_argument("--rows", type=int, default=25)
     ap.add_argument("--shapes", action="store_true", help="group by input shape too")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override, e.g. --set bf16=true")
+                    help="config field or method option (TrainConfig.parse_set), e.g. --set bf16=true")
     args = ap.parse_args()
     overrides = dict(kimg=1e6, grid_kimg=0.0, snapshot_kimg=1e6, deterministic=False)
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        overrides[k] = {"true": True, "false": False}.get(v.lower(), v)
-        for cast in (int, float):
-            try:
-                overrides[k] = cast(v)
-                break
-            except ValueError:
-                pass
-    cfg = make_config(args.preset, **overrides)
+    cfg = make_config(args.preset, **{**overrides, **TrainConfig.parse_set(args.set)})
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp, progress=False)
         for _ in range(2):

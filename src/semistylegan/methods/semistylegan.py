@@ -300,28 +300,29 @@ class SemiStyleGAN(Method):
             pixels, edges = self._recon_terms(ctx, G, batch)
             if self.recon > 0:
                 terms["recon"] = (self.recon, pixels)
-            if self.recon_edges > 0:
+            if edges is not None:
                 terms["recon_edges"] = (self.recon_edges, edges)
         return terms
 
-    def _recon_terms(self, ctx: StepContext, G, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recon_terms(self, ctx: StepContext, G, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The `recon` and `recon_edges` options: mean L1 between G(c, z) and the labelled x of
-        code c, and between their image gradients, over the labelled images whose codes are all
-        known (0 when none is). z is drawn on every rank for the global labelled batch (one
-        random stream)."""
+        code c, and between their image gradients (None when recon_edges is off), over the
+        labelled images whose codes are all known (0 when none is). z is drawn on every rank for
+        the global labelled batch (one random stream)."""
         codes, known = self._label_targets(batch)
         full = known.all(dim=1).float()
         z = ctx.randn(batch.global_labeled_batch, self.z_dim)
         with ctx.autocast():
             out = ctx.image(self._synthesize(ctx, G, codes, z, batch.labeled))
-        out, x = out.float(), batch.labeled.float()
-        diff = out - x
-        pixels = diff.abs().mean(dim=(1, 2, 3))
+        diff = out.float() - batch.labeled.float()
+        norm = full.sum().clamp_min(1.0)
+        pixels = (diff.abs().mean(dim=(1, 2, 3)) * full).sum() / norm
+        if self.recon_edges <= 0:
+            return pixels, None
         # gradient of the difference = difference of the gradients
         edges = (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean(dim=(1, 2, 3)) \
             + (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-        norm = full.sum().clamp_min(1.0)
-        return (pixels * full).sum() / norm, (edges * full).sum() / norm
+        return pixels, (edges * full).sum() / norm
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]
