@@ -34,7 +34,7 @@ import numpy as np
 
 def _fine_options(args) -> dict:
     """semi-fine's method options (cfg.extra): the hues as fine factors, plus the flags given."""
-    given = {"recon": args.recon, "recon_edges": args.recon_edges, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip,
+    given = {"recon": args.recon, "recon_edges": args.recon_edges, "recon_hard": args.recon_hard, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip,
              "coarse_gray": args.coarse_gray, "input_const": args.input_const, "hue_jitter": args.hue_jitter,
              "skip_gray": args.skip_gray}
     return {"fine_factors": "floor_hue,wall_hue,object_hue", **{k: v for k, v in given.items() if v}}
@@ -226,6 +226,8 @@ def main(argv=None) -> int:
     t.add_argument("--recon", type=float, default=0.0, help="semi-fine's labelled reconstruction weight (0 = off)")
     t.add_argument("--recon-edges", type=float, default=0.0,
                    help="semi-fine's reconstruction weight on image gradients (0 = off)")
+    t.add_argument("--recon-hard", type=float, default=0.0,
+                   help="semi-fine's recon_hard weight: the reconstruction over each image's worst 5%% of pixels (0 = off)")
     t.add_argument("--coarse-skip", action="store_true", help="semi-fine's coarse_skip option")
     t.add_argument("--coarse-gray", action="store_true", help="semi-fine's coarse_gray option")
     t.add_argument("--input-const", action="store_true", help="semi-fine's input_const option")

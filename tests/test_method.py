@@ -107,7 +107,7 @@ def test_set_pairs_split_into_config_fields_and_method_options():
             TrainConfig.parse_set([pair])
     # an option no method takes is refused by the method, in one line
     cfg = make_config("tiny", **TrainConfig.parse_set(["nope=1"]))
-    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon, recon_edges$"):
+    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon, recon_edges, recon_hard$"):
         build_method(cfg, make_dataset("dsprites", 16).info())
 
 
@@ -124,7 +124,7 @@ def test_unknown_set_option_is_refused(method):
     from semistylegan.errors import UserError
     cfg = make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01,
                       extra={"gama": "3"})
-    takes = "recon, recon_edges" if method == "semi" else "none"
+    takes = "recon, recon_edges, recon_hard" if method == "semi" else "none"
     with pytest.raises(UserError, match=rf"^{method}: unknown option\(s\) gama; it takes {takes}"):
         build_method(cfg, make_dataset("dsprites", 16).info())
 
@@ -179,6 +179,38 @@ def test_edge_reconstruction_option_compares_image_gradients():
     keep = torch.ones(len(err), dtype=torch.bool)
     keep[1] = False
     assert torch.allclose(got, err[keep].mean(), rtol=1e-4, atol=1e-6)
+
+
+def test_hard_pixel_reconstruction_option_averages_each_images_worst_twentieth():
+    cfg, method, nets, batch, ctx = _setup(extra={"recon_hard": 4.0})
+    set_requires_grad(nets["D"], False)
+    batch.labeled_mask[2, 1] = False  # image 2 has an unknown factor: it counts nothing
+    terms = method.g_phase_terms(StepContext(np.random.default_rng(9), torch.device("cpu"), ctx.optimizers, 0),
+                                 nets, batch)
+    assert "recon" not in terms and "recon_edges" not in terms and terms["recon_hard"][0] == 4.0
+    got = terms["recon_hard"][1]
+    assert _reached(got, nets) == {"G": True, "D": False, "E_head": False, "D_out": False}
+    replay = StepContext(np.random.default_rng(9), torch.device("cpu"), ctx.optimizers, 0)
+    with torch.no_grad():
+        method.recon_hard = 0.0
+        assert "recon_hard" not in method.g_phase_terms(replay, nets, batch)
+        out = nets["G"](batch.labeled_codes, replay.randn(cfg.batch, cfg.z_dim))
+    err = (out - batch.labeled).abs().mean(dim=1).flatten(1)  # (N, 16*16) pixel errors
+    worst = err.sort(dim=1, descending=True).values[:, :13]  # round(256 / 20) = 13 pixels
+    keep = torch.ones(len(err), dtype=torch.bool)
+    keep[2] = False
+    want = worst.mean(dim=1)[keep].mean()
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+    # the worst pixels weigh more than the mean over all of them (the plain recon term)
+    assert float(want) > float(err[keep].mean()) * 1.5
+    # all three terms on: one G pass, each term the value it has alone
+    method.recon, method.recon_edges, method.recon_hard = 1.0, 2.0, 4.0
+    both = method.g_phase_terms(StepContext(np.random.default_rng(9), torch.device("cpu"), ctx.optimizers, 0),
+                                nets, batch)
+    assert {k: v[0] for k, v in both.items() if k.startswith("recon")} == {"recon": 1.0, "recon_edges": 2.0,
+                                                                           "recon_hard": 4.0}
+    assert torch.allclose(both["recon_hard"][1], want, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(both["recon"][1], err.mean(dim=1)[keep].mean(), rtol=1e-4, atol=1e-6)
 
 
 def test_l2_norm_loss_is_plain_norm_with_mask():

@@ -41,6 +41,11 @@ Method option (`--set recon_edges=W`, semi and semi-fine; not SPEC.md): W times 
 distance between the image gradients (differences of neighbouring pixels, across and down) of the
 same G(c, z) and x, in G's loss. Flat regions weigh nothing there, so it asks G for the outlines
 and the shading where the pixel term is dominated by the large flat areas (walls, floor).
+
+Method option (`--set recon_hard=W`, semi and semi-fine; not SPEC.md): W times the mean, over the
+same images, of the worst 5% of each image's pixel errors (|G(c, z) - x| averaged over channels,
+the top twentieth of the pixels). A small object drawn with the wrong outline costs little in the
+mean over all pixels, which large flat areas dominate, and much among the worst pixels.
 """
 from __future__ import annotations
 
@@ -63,13 +68,14 @@ class SemiStyleGAN(Method):
     reuse_step_fakes_for_mixup = True
     # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
     conditional_generator = True
-    options: tuple[str, ...] = ("recon", "recon_edges")  # semi; info (no labels) takes none; semi-fine adds its own
+    options: tuple[str, ...] = ("recon", "recon_edges", "recon_hard")  # semi; info (no labels) takes none; semi-fine adds its own
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.checked_options()
         self.recon = self._float("recon", 0.0)
         self.recon_edges = self._float("recon_edges", 0.0)
+        self.recon_hard = self._float("recon_hard", 0.0)
         self.name = cfg.method
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
@@ -81,7 +87,7 @@ class SemiStyleGAN(Method):
         self.fake_classes = float(cfg.fake_classes)
 
     def accepted_options(self) -> tuple[str, ...]:
-        """Info-StyleGAN (this class with --method info) has no labels, so no `recon` (or `recon_edges`)."""
+        """Info-StyleGAN (this class with --method info) has no labels, so no `recon` (nor its variants)."""
         return () if self.cfg.method == "info" else self.options
 
     @property
@@ -232,7 +238,12 @@ class SemiStyleGAN(Method):
 
     def _need_labels(self) -> bool:
         return (self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self.cfg.cond_gan > 0
-                or self.recon > 0 or self.recon_edges > 0)
+                or self._recon_weights())
+
+    def _recon_weights(self) -> dict[str, float]:
+        """The reconstruction terms that are on: {name: weight}."""
+        return {k: w for k, w in (("recon", self.recon), ("recon_edges", self.recon_edges),
+                                  ("recon_hard", self.recon_hard)) if w > 0}
 
     # phases -----------------------------------------------------------------------------
     def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
@@ -296,19 +307,18 @@ class SemiStyleGAN(Method):
                 terms["cond"] = (self.cfg.cond_gan, F.softplus(-cond).mean())
             if use_sr:
                 terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))
-        if (self.recon > 0 or self.recon_edges > 0) and batch.labeled is not None:
-            pixels, edges = self._recon_terms(ctx, G, batch)
-            if self.recon > 0:
-                terms["recon"] = (self.recon, pixels)
-            if edges is not None:
-                terms["recon_edges"] = (self.recon_edges, edges)
+        weights = self._recon_weights()
+        if weights and batch.labeled is not None:
+            values = self._recon_terms(ctx, G, batch, weights)
+            terms.update((k, (weights[k], values[k])) for k in weights)
         return terms
 
-    def _recon_terms(self, ctx: StepContext, G, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The `recon` and `recon_edges` options: mean L1 between G(c, z) and the labelled x of
-        code c, and between their image gradients (None when recon_edges is off), over the
-        labelled images whose codes are all known (0 when none is). z is drawn on every rank for
-        the global labelled batch (one random stream)."""
+    def _recon_terms(self, ctx: StepContext, G, batch: Batch, which) -> dict[str, torch.Tensor]:
+        """The reconstruction options named in `which` (`recon`, `recon_edges`, `recon_hard`):
+        between G(c, z) and the labelled x of code c, the mean L1 over pixels, over image
+        gradients, and over the worst twentieth of the pixels, averaged over the labelled images
+        whose codes are all known (0 when none is). One G pass serves them all; z is drawn on
+        every rank for the global labelled batch (one random stream)."""
         codes, known = self._label_targets(batch)
         full = known.all(dim=1).float()
         z = ctx.randn(batch.global_labeled_batch, self.z_dim)
@@ -316,13 +326,17 @@ class SemiStyleGAN(Method):
             out = ctx.image(self._synthesize(ctx, G, codes, z, batch.labeled))
         diff = out.float() - batch.labeled.float()
         norm = full.sum().clamp_min(1.0)
-        pixels = (diff.abs().mean(dim=(1, 2, 3)) * full).sum() / norm
-        if self.recon_edges <= 0:
-            return pixels, None
-        # gradient of the difference = difference of the gradients
-        edges = (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean(dim=(1, 2, 3)) \
-            + (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-        return pixels, (edges * full).sum() / norm
+        per_image = {}
+        if "recon" in which:
+            per_image["recon"] = diff.abs().mean(dim=(1, 2, 3))
+        if "recon_edges" in which:  # gradient of the difference = difference of the gradients
+            per_image["recon_edges"] = (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean(dim=(1, 2, 3)) \
+                + (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+        if "recon_hard" in which:
+            err = diff.abs().mean(dim=1).flatten(1)  # (N, H*W) pixel errors
+            k = max(1, round(err.shape[1] / 20))
+            per_image["recon_hard"] = err.topk(k, dim=1, sorted=False).values.mean(dim=1)
+        return {name: (v * full).sum() / norm for name, v in per_image.items()}
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]
