@@ -36,7 +36,7 @@ def _fine_options(args) -> dict:
     """semi-fine's method options (cfg.extra): the hues as fine factors, plus the flags given."""
     given = {"recon": args.recon, "recon_edges": args.recon_edges, "recon_hard": args.recon_hard, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip,
              "coarse_gray": args.coarse_gray, "input_const": args.input_const, "hue_jitter": args.hue_jitter,
-             "skip_gray": args.skip_gray}
+             "skip_gray": args.skip_gray, "coarse_inject": args.coarse_inject}
     return {"fine_factors": "floor_hue,wall_hue,object_hue", **{k: v for k, v in given.items() if v}}
 
 
@@ -230,6 +230,7 @@ def main(argv=None) -> int:
                    help="semi-fine's recon_hard weight: the reconstruction over each image's worst 5%% of pixels (0 = off)")
     t.add_argument("--coarse-skip", action="store_true", help="semi-fine's coarse_skip option")
     t.add_argument("--coarse-gray", action="store_true", help="semi-fine's coarse_gray option")
+    t.add_argument("--coarse-inject", action="store_true", help="semi-fine's coarse_inject option")
     t.add_argument("--input-const", action="store_true", help="semi-fine's input_const option")
     t.add_argument("--hue-jitter", action="store_true", help="semi-fine's hue_jitter option")
     t.add_argument("--skip-gray", action="store_true", help="semi-fine's skip_gray option (with --coarse-skip)")

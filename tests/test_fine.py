@@ -99,6 +99,47 @@ def test_skip_gray_adds_the_upsampled_channel_mean():
         _method({"skip_gray": True})
 
 
+def test_coarse_inject_adds_the_upsampled_input_to_each_blocks_features():
+    torch.manual_seed(0)
+    plain = _gen(res=32, inp=8)
+    inj = FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=8,
+                        coarse_inject=True)
+    missing = inj.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["inject.0.bias", "inject.0.weight", "inject.1.bias", "inject.1.weight"]
+    assert [tuple(m.weight.shape) for m in inj.inject] == [(32, 3, 1, 1), (16, 3, 1, 1)]  # at 16 and 32
+    c, z, img = torch.rand(2, 3), torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():  # zero at the start: G begins as without it
+        assert torch.allclose(inj(c, z, img), plain(c, z, img), atol=1e-6)
+        for m in inj.inject:
+            m.weight.normal_()
+            m.bias.normal_()
+    # what each upper block's second conv gets: its upsampling conv's output plus the 1x1 conv
+    # of the bilinear upsample of the 8x8 box downsample to the block's resolution
+    seen = {}
+    hooks = [blk.conv0.register_forward_hook(lambda mod, a, out, i=i: seen.__setitem__(("conv0", i), out))
+             for i, blk in enumerate(inj.synthesis.blocks) if i > 0]
+    hooks += [blk.conv1.register_forward_hook(lambda mod, a, out, i=i: seen.__setitem__(("conv1", i), a[0]))
+              for i, blk in enumerate(inj.synthesis.blocks)]
+    with torch.no_grad():
+        out = inj(c, z, img)
+    for h in hooks:
+        h.remove()
+    small = box_downsample(img, 8)
+    for i, res in [(1, 16), (2, 32)]:
+        up = torch.nn.functional.interpolate(small, size=(res, res), mode="bilinear", align_corners=False)
+        w = inj.inject[i - 1].weight[:, :, 0, 0] * inj.inject[i - 1].weight_gain
+        want = seen[("conv0", i)] + torch.einsum("oc,nchw->nohw", w, up) + inj.inject[i - 1].bias[None, :, None, None]
+        assert torch.allclose(seen[("conv1", i)], want, atol=1e-5)
+    assert not torch.allclose(out, plain(c, z, img), atol=1e-3)
+    # trained like the rest of G; the method passes the option through and checks its type
+    inj(c, z, img).square().mean().backward()
+    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in inj.inject)
+    assert _method({"coarse_inject": True}).build_networks()["G"].inject is not None
+    assert _method({}).build_networks()["G"].inject is None
+    with pytest.raises(UserError, match="coarse_inject must be true or false"):
+        _method({"coarse_inject": "on"})
+
+
 def test_input_const_gives_the_generator_position():
     m = _method({"input_const": True}, resolution=16)
     torch.manual_seed(0)

@@ -27,6 +27,9 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
                   gray part, instead of its colours (FineGenerator; not in SPEC.md); the input
                   features still see the colours. With hue_jitter the skip then carries the
                   input's unrotated shading and G's toRGB layers add the hues
+  coarse_inject   true: every block of G above the coarse resolution also gets the upsampled coarse
+                  input, through a 1x1 conv, in its features (FineGenerator; not in SPEC.md), so a
+                  repainted region can follow the input's outlines
   input_const     true: a learned constant feature map is added to G's input features (positional
                   information; FineGenerator; not in SPEC.md)
   recon           weight of a labelled reconstruction term in G's loss (default 0 = off; not in
@@ -102,7 +105,7 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
     options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "recon_edges", "recon_hard", "coarse_skip", "coarse_gray",
-               "input_const", "hue_jitter", "skip_gray")
+               "input_const", "hue_jitter", "skip_gray", "coarse_inject")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
@@ -121,8 +124,9 @@ class SemiStyleGANFine(SemiStyleGAN):
             raise UserError("semi-fine needs a resolution of at least 8")
         self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
         self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
-        self.coarse_skip, self.coarse_gray, self.input_const, self.hue_jitter, self.skip_gray = (
-            self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray"))
+        self.coarse_skip, self.coarse_gray, self.input_const, self.hue_jitter, self.skip_gray, self.coarse_inject = (
+            self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray",
+                                    "coarse_inject"))
         if self.skip_gray and not self.coarse_skip:
             raise UserError("semi-fine: skip_gray needs coarse_skip=true (it changes what the skip path gets)")
         for key in ("coarse_gray", "hue_jitter"):
@@ -144,7 +148,8 @@ class SemiStyleGANFine(SemiStyleGAN):
         G = FineGenerator(self.num_fine, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels, cfg.channel_base,
                           cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res,
                           coarse_skip=self.coarse_skip, coarse_gray=self.coarse_gray,
-                          input_const=self.input_const, skip_gray=self.skip_gray)
+                          input_const=self.input_const, skip_gray=self.skip_gray,
+                          coarse_inject=self.coarse_inject)
         D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
                               cfg.mbstd_group, head_resolution=self.head_res,
                               code_classes=tuple(int(m) for m in self.fine_sizes) if self.classify else None,

@@ -16,6 +16,11 @@ downsample's channels in every channel (its gray part, which rotate_hue keeps) w
 features still see its colours. With `input_const` (not in SPEC.md) a learned constant feature map is
 added to the input features at input_resolution, as StyleGAN's constant input is: positional
 information, without which a shallow G can tell wall from floor only near the image's edges.
+With `coarse_inject` (not in SPEC.md) every block above input_resolution also gets the bilinear
+upsample of G's view of the coarse input to its resolution, through a 1x1 conv (zero at the
+start), added to its features after the upsampling conv: each output pixel's layers see that
+pixel's input colour, so a repainted region can follow the input's outlines instead of the
+smooth masks that upsampled 16x16 features give.
 
 FineDiscriminator: the usual discriminator trunk and real/fake head; the encoder head E_fine
 is one linear layer on the flattened trunk features *entering* the block at `head_resolution`
@@ -68,7 +73,7 @@ class FineGenerator(nn.Module):
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
                  channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
                  input_resolution: int = 16, coarse_skip: bool = False, coarse_gray: bool = False,
-                 input_const: bool = False, skip_gray: bool = False):
+                 input_const: bool = False, skip_gray: bool = False, coarse_inject: bool = False):
         super().__init__()
         if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
             raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
@@ -92,6 +97,15 @@ class FineGenerator(nn.Module):
         # on the features; the blocks after it upsample to 2x, 4x, ... up to `resolution`.
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max,
                                           start_resolution=input_resolution, const_input=False)
+        self.inject = None
+        if coarse_inject:  # one 1x1 conv per block above input_resolution, zero at the start
+            self.inject = nn.ModuleList()
+            res = input_resolution * 2
+            while res <= resolution:
+                conv = EqualConv2d(img_channels, channels_for(res, channel_base, channel_max), 1)
+                nn.init.zeros_(conv.weight)
+                self.inject.append(conv)
+                res *= 2
 
     def coarse(self, image: torch.Tensor) -> torch.Tensor:
         """The generator's view of a real image: its box downsample to input_resolution (its
@@ -116,7 +130,14 @@ class FineGenerator(nn.Module):
         skip = None
         if self.coarse_skip:
             skip = coarse.mean(dim=1, keepdim=True).expand_as(coarse) if self.skip_gray else coarse
-        return self.synthesis(w, x=x, skip=skip)
+        extra = None
+        if self.inject is not None:
+            def extra(i, res):
+                if i == 0:
+                    return None
+                up = F.interpolate(coarse, size=(res, res), mode="bilinear", align_corners=False)
+                return self.inject[i - 1](up)
+        return self.synthesis(w, x=x, skip=skip, extra=extra)
 
 
 class FineDiscriminator(Discriminator):
