@@ -156,49 +156,42 @@ def test_reconstruction_option_reaches_g_only_and_equals_l1_to_the_labelled_imag
         build_method(make_config("tiny", extra={"recon": -2}), make_dataset("dsprites", 16).info())
 
 
-def test_edge_reconstruction_option_compares_image_gradients():
-    cfg, method, nets, batch, ctx = _setup(extra={"recon_edges": 2.0})
+def _recon_variant(option: str, weight: float, unknown: int, seed: int):
+    """One reconstruction option alone: its G-phase term (checked to reach G only), and G's
+    output for the same z, replayed with the option off (z is drawn after the other terms')."""
+    cfg, method, nets, batch, ctx = _setup(extra={option: weight})
     set_requires_grad(nets["D"], False)
-    batch.labeled_mask[1, 0] = False  # image 1 has an unknown factor: it counts nothing
-    terms = method.g_phase_terms(StepContext(np.random.default_rng(7), torch.device("cpu"), ctx.optimizers, 0),
+    batch.labeled_mask[unknown, 1] = False  # this image has an unknown factor: it counts nothing
+    terms = method.g_phase_terms(StepContext(np.random.default_rng(seed), torch.device("cpu"), ctx.optimizers, 0),
                                  nets, batch)
-    assert "recon" not in terms and terms["recon_edges"][0] == 2.0
-    got = terms["recon_edges"][1]
+    assert {k for k in terms if k.startswith("recon")} == {option} and terms[option][0] == weight
+    got = terms[option][1]
     assert _reached(got, nets) == {"G": True, "D": False, "E_head": False, "D_out": False}
-    replay = StepContext(np.random.default_rng(7), torch.device("cpu"), ctx.optimizers, 0)
+    replay = StepContext(np.random.default_rng(seed), torch.device("cpu"), ctx.optimizers, 0)
     with torch.no_grad():
-        method.recon_edges = 0.0
-        assert "recon_edges" not in method.g_phase_terms(replay, nets, batch)
+        setattr(method, option, 0.0)
+        assert option not in method.g_phase_terms(replay, nets, batch)
         out = nets["G"](batch.labeled_codes, replay.randn(cfg.batch, cfg.z_dim))
+    keep = torch.ones(cfg.batch, dtype=torch.bool)
+    keep[unknown] = False
+    return method, nets, batch, ctx, got, out, keep
+
+
+def test_edge_reconstruction_option_compares_image_gradients():
+    method, nets, batch, ctx, got, out, keep = _recon_variant("recon_edges", 2.0, unknown=1, seed=7)
 
     def grads(img):
         return img[..., :, 1:] - img[..., :, :-1], img[..., 1:, :] - img[..., :-1, :]
 
     (ox, oy), (xx, xy) = grads(out), grads(batch.labeled)
     err = (ox - xx).abs().mean(dim=(1, 2, 3)) + (oy - xy).abs().mean(dim=(1, 2, 3))
-    keep = torch.ones(len(err), dtype=torch.bool)
-    keep[1] = False
     assert torch.allclose(got, err[keep].mean(), rtol=1e-4, atol=1e-6)
 
 
 def test_hard_pixel_reconstruction_option_averages_each_images_worst_twentieth():
-    cfg, method, nets, batch, ctx = _setup(extra={"recon_hard": 4.0})
-    set_requires_grad(nets["D"], False)
-    batch.labeled_mask[2, 1] = False  # image 2 has an unknown factor: it counts nothing
-    terms = method.g_phase_terms(StepContext(np.random.default_rng(9), torch.device("cpu"), ctx.optimizers, 0),
-                                 nets, batch)
-    assert "recon" not in terms and "recon_edges" not in terms and terms["recon_hard"][0] == 4.0
-    got = terms["recon_hard"][1]
-    assert _reached(got, nets) == {"G": True, "D": False, "E_head": False, "D_out": False}
-    replay = StepContext(np.random.default_rng(9), torch.device("cpu"), ctx.optimizers, 0)
-    with torch.no_grad():
-        method.recon_hard = 0.0
-        assert "recon_hard" not in method.g_phase_terms(replay, nets, batch)
-        out = nets["G"](batch.labeled_codes, replay.randn(cfg.batch, cfg.z_dim))
+    method, nets, batch, ctx, got, out, keep = _recon_variant("recon_hard", 4.0, unknown=2, seed=9)
     err = (out - batch.labeled).abs().mean(dim=1).flatten(1)  # (N, 16*16) pixel errors
     worst = err.sort(dim=1, descending=True).values[:, :13]  # round(256 / 20) = 13 pixels
-    keep = torch.ones(len(err), dtype=torch.bool)
-    keep[2] = False
     want = worst.mean(dim=1)[keep].mean()
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
     # the worst pixels weigh more than the mean over all of them (the plain recon term)
