@@ -68,7 +68,8 @@ class SemiStyleGAN(Method):
     reuse_step_fakes_for_mixup = True
     # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
     conditional_generator = True
-    options: tuple[str, ...] = ("recon", "recon_edges", "recon_hard")  # semi; info (no labels) takes none; semi-fine adds its own
+    # semi's options; info (no labels) takes none; semi-fine adds its own
+    options: tuple[str, ...] = ("recon", "recon_edges", "recon_hard")
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
