@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     from semistylegan.data import LabeledSubset, make_dataset
     from semistylegan.data.dataset import images_to_tensor
     from semistylegan.evaluation import load_run
+    from semistylegan.methods.semistylegan import hard_pixel_count
 
     torch.set_grad_enabled(False)
     run = load_run(args.run)
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     z = torch.from_numpy(np.random.RandomState(args.seed).randn(len(idx), cfg.z_dim).astype(np.float32))
     out = run.method.generate(run.nets, codes, z, coarse=x)
     err = (out - x).abs().mean(dim=1).flatten(1)  # (N, H*W)
-    k = max(1, round(err.shape[1] / 20))
+    k = hard_pixel_count(err.shape[1])
     worst = torch.zeros_like(err).scatter_(1, err.topk(k, dim=1).indices, 1.0)
     hue = list(space.names).index("object_hue")
     other = ds.classes(idx).copy()

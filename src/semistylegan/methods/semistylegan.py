@@ -59,7 +59,12 @@ from semistylegan.nets import Discriminator, Generator
 from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits, value_logits
 from semistylegan.nets.layers import store_at_runtime_scale
 
-__all__ = ["SemiStyleGAN"]
+__all__ = ["SemiStyleGAN", "hard_pixel_count"]
+
+
+def hard_pixel_count(num_pixels: int) -> int:
+    """How many of an image's pixels `recon_hard` averages: the worst twentieth (at least one)."""
+    return max(1, round(num_pixels / 20))
 
 
 class SemiStyleGAN(Method):
@@ -328,15 +333,16 @@ class SemiStyleGAN(Method):
         diff = out.float() - batch.labeled.float()
         norm = full.sum().clamp_min(1.0)
         per_image = {}
-        if "recon" in which:
-            per_image["recon"] = diff.abs().mean(dim=(1, 2, 3))
+        if "recon" in which or "recon_hard" in which:
+            err = diff.abs().mean(dim=1).flatten(1)  # (N, H*W) pixel errors, shared by both terms
+            if "recon" in which:
+                per_image["recon"] = err.mean(dim=1)
+            if "recon_hard" in which:
+                worst = err.topk(hard_pixel_count(err.shape[1]), dim=1, sorted=False).values
+                per_image["recon_hard"] = worst.mean(dim=1)
         if "recon_edges" in which:  # gradient of the difference = difference of the gradients
             per_image["recon_edges"] = (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean(dim=(1, 2, 3)) \
                 + (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-        if "recon_hard" in which:
-            err = diff.abs().mean(dim=1).flatten(1)  # (N, H*W) pixel errors
-            k = max(1, round(err.shape[1] / 20))
-            per_image["recon_hard"] = err.topk(k, dim=1, sorted=False).values.mean(dim=1)
         return {name: (v * full).sum() / norm for name, v in per_image.items()}
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
