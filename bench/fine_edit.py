@@ -35,7 +35,7 @@ import numpy as np
 def _fine_options(args) -> dict:
     """semi-fine's method options (cfg.extra): the hues as fine factors, plus the flags given."""
     given = {"recon": args.recon, "recon_edges": args.recon_edges, "recon_hard": args.recon_hard,
-             "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip, "coarse_gray": args.coarse_gray,
+             "recon_hard_frac": args.recon_hard_frac, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip, "coarse_gray": args.coarse_gray,
              "input_const": args.input_const, "hue_jitter": args.hue_jitter, "skip_gray": args.skip_gray,
              "coarse_inject": args.coarse_inject}
     return {"fine_factors": "floor_hue,wall_hue,object_hue", **{k: v for k, v in given.items() if v}}
@@ -229,6 +229,8 @@ def main(argv=None) -> int:
                    help="semi-fine's reconstruction weight on image gradients (0 = off)")
     t.add_argument("--recon-hard", type=float, default=0.0,
                    help="semi-fine's recon_hard weight: the reconstruction over each image's worst 5%% of pixels (0 = off)")
+    t.add_argument("--recon-hard-frac", type=float, default=0.0,
+                   help="semi-fine's recon_hard_frac: the share of pixels recon_hard averages (0 = the default 5%%)")
     t.add_argument("--coarse-skip", action="store_true", help="semi-fine's coarse_skip option")
     t.add_argument("--coarse-gray", action="store_true", help="semi-fine's coarse_gray option")
     t.add_argument("--coarse-inject", action="store_true", help="semi-fine's coarse_inject option")

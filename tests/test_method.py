@@ -5,8 +5,10 @@ import torch
 
 from semistylegan.config import make_config
 from semistylegan.data import make_dataset
+from semistylegan.errors import UserError
 from semistylegan.methods import Batch, StepContext, build_method
 from semistylegan.methods.base import l2_norm_loss, set_requires_grad
+from semistylegan.methods.semistylegan import hard_pixel_count
 from semistylegan.train import Trainer
 
 
@@ -86,14 +88,12 @@ def test_alpha_e_splits_the_smoothness_term_between_phases():
     assert terms["sr"][0] == 3.0 and _reached(terms["sr"][1], nets)["E_head"]
     set_requires_grad(nets["D"], False)
     assert method.g_phase_terms(ctx, nets, batch)["sr"][0] == 0.5
-    from semistylegan.errors import UserError
     with pytest.raises(UserError, match="alpha_E must be a non-negative number"):
         make_config("tiny", alpha_E=-1.0)
 
 
 def test_set_pairs_split_into_config_fields_and_method_options():
     from semistylegan.config import TrainConfig
-    from semistylegan.errors import UserError
     got = TrainConfig.parse_set(["g_plain=true", "encoder=separate", "batch=8", "lr=0.01", "alpha_E=0",
                                  "recon=20", "fine_factors=a,b", "coarse_skip=true"])
     assert got == {"g_plain": True, "encoder": "separate", "batch": 8, "lr": 0.01, "alpha_E": 0.0,
@@ -107,7 +107,7 @@ def test_set_pairs_split_into_config_fields_and_method_options():
             TrainConfig.parse_set([pair])
     # an option no method takes is refused by the method, in one line
     cfg = make_config("tiny", **TrainConfig.parse_set(["nope=1"]))
-    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon, recon_edges, recon_hard$"):
+    with pytest.raises(UserError, match=r"^semi: unknown option\(s\) nope; it takes recon, recon_edges, recon_hard, recon_hard_frac$"):
         build_method(cfg, make_dataset("dsprites", 16).info())
 
 
@@ -121,16 +121,14 @@ def test_info_stylegan_weights_and_terms():
 
 @pytest.mark.parametrize("method", ["semi", "info", "encoder-only"])
 def test_unknown_set_option_is_refused(method):
-    from semistylegan.errors import UserError
     cfg = make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01,
                       extra={"gama": "3"})
-    takes = "recon, recon_edges, recon_hard" if method == "semi" else "none"
+    takes = "recon, recon_edges, recon_hard, recon_hard_frac" if method == "semi" else "none"
     with pytest.raises(UserError, match=rf"^{method}: unknown option\(s\) gama; it takes {takes}"):
         build_method(cfg, make_dataset("dsprites", 16).info())
 
 
 def test_reconstruction_option_reaches_g_only_and_equals_l1_to_the_labelled_images():
-    from semistylegan.errors import UserError
     cfg, method, nets, batch, ctx = _setup(extra={"recon": 3.0})
     set_requires_grad(nets["D"], False)
     terms = method.g_phase_terms(ctx, nets, batch)
@@ -156,10 +154,11 @@ def test_reconstruction_option_reaches_g_only_and_equals_l1_to_the_labelled_imag
         build_method(make_config("tiny", extra={"recon": -2}), make_dataset("dsprites", 16).info())
 
 
-def _recon_variant(option: str, weight: float, unknown: int, seed: int):
-    """One reconstruction option alone: its G-phase term (checked to reach G only), and G's
-    output for the same z, replayed with the option off (z is drawn after the other terms')."""
-    cfg, method, nets, batch, ctx = _setup(extra={option: weight})
+def _recon_variant(option: str, weight: float, unknown: int, seed: int, **more):
+    """One reconstruction option alone (plus the settings in `more`): its G-phase term (checked to
+    reach G only), and G's output for the same z, replayed with the option off (z is drawn after
+    the other terms')."""
+    cfg, method, nets, batch, ctx = _setup(extra={option: weight, **more})
     set_requires_grad(nets["D"], False)
     batch.labeled_mask[unknown, 1] = False  # this image has an unknown factor: it counts nothing
     terms = method.g_phase_terms(StepContext(np.random.default_rng(seed), torch.device("cpu"), ctx.optimizers, 0),
@@ -204,6 +203,18 @@ def test_hard_pixel_reconstruction_option_averages_each_images_worst_twentieth()
                                                                            "recon_hard": 4.0}
     assert torch.allclose(both["recon_hard"][1], want, rtol=1e-4, atol=1e-6)
     assert torch.allclose(both["recon"][1], err.mean(dim=1)[keep].mean(), rtol=1e-4, atol=1e-6)
+
+
+def test_hard_pixel_fraction_option_sets_how_many_pixels_count():
+    method, nets, batch, ctx, got, out, keep = _recon_variant("recon_hard", 4.0, unknown=2, seed=9,
+                                                              recon_hard_frac=0.25)
+    err = (out - batch.labeled).abs().mean(dim=1).flatten(1)
+    want = err.sort(dim=1, descending=True).values[:, :64].mean(dim=1)[keep].mean()  # 256 / 4
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert [hard_pixel_count(256, f) for f in (0.05, 0.25, 1.0, 1e-6)] == [13, 64, 256, 1]
+    for bad in (0, 1.5):
+        with pytest.raises(UserError, match=rf"^recon_hard_frac must be in \(0, 1\], got {float(bad)}$"):
+            _setup(extra={"recon_hard": 1.0, "recon_hard_frac": bad})
 
 
 def test_l2_norm_loss_is_plain_norm_with_mask():
@@ -278,7 +289,6 @@ def test_pair_head_off_by_default_and_unknown_factors_count_nothing():
 
 @pytest.mark.parametrize("method", ["info", "semi-fine", "encoder-only"])
 def test_pair_head_only_for_semi(method):
-    from semistylegan.errors import UserError
     with pytest.raises(UserError, match="--cond-gan needs --method semi"):
         make_config("tiny", method=method, labeled_fraction=0.0 if method == "info" else 0.01, cond_gan=1.0)
 
@@ -351,7 +361,6 @@ def test_plain_generator_keeps_its_function_and_optimiser_betas():
     (dict(encoder="separate", method="beta-vae"), "--encoder separate needs --method semi, info or semi-fine"),
 ])
 def test_new_options_refuse_bad_values(overrides, message):
-    from semistylegan.errors import UserError
     with pytest.raises(UserError, match=message):
         make_config("tiny", **overrides)
 

@@ -46,6 +46,7 @@ Method option (`--set recon_hard=W`, semi and semi-fine; not SPEC.md): W times t
 same images, of the worst 5% of each image's pixel errors (|G(c, z) - x| averaged over channels,
 the top twentieth of the pixels). A small object drawn with the wrong outline costs little in the
 mean over all pixels, which large flat areas dominate, and much among the worst pixels.
+`--set recon_hard_frac=F` (0 < F <= 1, default 0.05) sets that share of the pixels.
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from semistylegan import dist
+from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
 from semistylegan.nets import Discriminator, Generator
 from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits, value_logits
@@ -62,9 +64,10 @@ from semistylegan.nets.layers import store_at_runtime_scale
 __all__ = ["SemiStyleGAN", "hard_pixel_count"]
 
 
-def hard_pixel_count(num_pixels: int) -> int:
-    """How many of an image's pixels `recon_hard` averages: the worst twentieth (at least one)."""
-    return max(1, round(num_pixels / 20))
+def hard_pixel_count(num_pixels: int, fraction: float = 0.05) -> int:
+    """How many of an image's pixels `recon_hard` averages: the worst `fraction` of them (a
+    twentieth by default; at least one, at most all)."""
+    return min(num_pixels, max(1, round(num_pixels * fraction)))
 
 
 class SemiStyleGAN(Method):
@@ -74,7 +77,7 @@ class SemiStyleGAN(Method):
     # G is conditioned on the K factor codes, so MIG-gen/L2-gen through the oracle apply.
     conditional_generator = True
     # semi's options; info (no labels) takes none; semi-fine adds its own
-    options: tuple[str, ...] = ("recon", "recon_edges", "recon_hard")
+    options: tuple[str, ...] = ("recon", "recon_edges", "recon_hard", "recon_hard_frac")
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
@@ -82,6 +85,9 @@ class SemiStyleGAN(Method):
         self.recon = self._float("recon", 0.0)
         self.recon_edges = self._float("recon_edges", 0.0)
         self.recon_hard = self._float("recon_hard", 0.0)
+        self.recon_hard_frac = self._float("recon_hard_frac", 0.05)
+        if not 0 < self.recon_hard_frac <= 1:
+            raise UserError(f"recon_hard_frac must be in (0, 1], got {self.recon_hard_frac}")
         self.name = cfg.method
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
@@ -322,7 +328,7 @@ class SemiStyleGAN(Method):
     def _recon_terms(self, ctx: StepContext, G, batch: Batch, which) -> dict[str, torch.Tensor]:
         """The reconstruction options named in `which` (`recon`, `recon_edges`, `recon_hard`):
         between G(c, z) and the labelled x of code c, the mean L1 over pixels, over image
-        gradients, and over the worst twentieth of the pixels, averaged over the labelled images
+        gradients, and over the worst `recon_hard_frac` of the pixels, averaged over the labelled images
         whose codes are all known (0 when none is). One G pass serves them all; z is drawn on
         every rank for the global labelled batch (one random stream)."""
         codes, known = self._label_targets(batch)
@@ -338,7 +344,7 @@ class SemiStyleGAN(Method):
             if "recon" in which:
                 per_image["recon"] = err.mean(dim=1)
             if "recon_hard" in which:
-                worst = err.topk(hard_pixel_count(err.shape[1]), dim=1, sorted=False).values
+                worst = err.topk(hard_pixel_count(err.shape[1], self.recon_hard_frac), dim=1, sorted=False).values
                 per_image["recon_hard"] = worst.mean(dim=1)
         if "recon_edges" in which:  # gradient of the difference = difference of the gradients
             per_image["recon_edges"] = (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean(dim=(1, 2, 3)) \

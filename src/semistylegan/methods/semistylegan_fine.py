@@ -41,6 +41,7 @@ Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
                   codes): the outlines of the object rather than the flat walls and floor
   recon_hard      weight of the same term over the worst 5% of each image's pixels (SemiStyleGAN's
                   option, with the fine codes): a small object's wrong outline weighs there
+  recon_hard_frac that share of the pixels instead of 5% (0 < F <= 1)
 
 Evaluation interfaces: `encode` returns (N, K) codes over *all* factors of the dataset with NaN
 in the coarse columns (E_fine does not predict them); `encode_fine` returns (N, F). `generate`
@@ -105,7 +106,7 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
     options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "recon_edges", "recon_hard",
-               "coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray", "coarse_inject")
+               "recon_hard_frac", "coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray", "coarse_inject")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
