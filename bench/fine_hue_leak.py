@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import numpy as np
 
@@ -31,19 +30,17 @@ def main(argv=None) -> int:
 
     import torch
 
-    from semistylegan.data import LabeledSubset, make_dataset
+    from fine_common import load_fine_shapes_run
+    from semistylegan.data import LabeledSubset
     from semistylegan.data.dataset import images_to_tensor, tensor_to_images
-    from semistylegan.evaluation import load_run
     from semistylegan.metrics.oracle import get_oracle
     from semistylegan.nets.fine import rotate_hue
 
-    torch.set_grad_enabled(False)
-    run = load_run(args.run)
-    cfg = run.cfg
-    if cfg.method != "semi-fine":
-        print("expects a semi-fine run", file=sys.stderr)
+    loaded = load_fine_shapes_run(args.run)
+    if loaded is None:
         return 2
-    ds = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
+    run, ds = loaded
+    cfg = run.cfg
     space = ds.factor_space
     oracle = get_oracle(ds, train_steps=args.oracle_steps)
     rs = np.random.RandomState(args.seed)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import numpy as np
 
@@ -27,19 +26,17 @@ def main(argv=None) -> int:
 
     import torch
 
-    from semistylegan.data import LabeledSubset, make_dataset
+    from fine_common import load_fine_shapes_run
+    from semistylegan.data import LabeledSubset
     from semistylegan.data.dataset import images_to_tensor
-    from semistylegan.evaluation import load_run
     from semistylegan.methods.semistylegan import hard_pixel_count
 
-    torch.set_grad_enabled(False)
-    run = load_run(args.run)
-    cfg = run.cfg
-    ds = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
-    space = ds.factor_space
-    if "object_hue" not in space.names:
-        print("expects a 3DShapes run (a factor named object_hue)", file=sys.stderr)
+    loaded = load_fine_shapes_run(args.run)
+    if loaded is None:
         return 2
+    run, ds = loaded
+    cfg = run.cfg
+    space = ds.factor_space
     idx = LabeledSubset(ds, cfg.labeled_fraction, seed=cfg.seed).indices[: args.n]
     x = images_to_tensor(ds.images(idx))
     codes = torch.from_numpy(ds.codes(idx)).float()
