@@ -35,9 +35,9 @@ import numpy as np
 def _fine_options(args) -> dict:
     """semi-fine's method options (cfg.extra): the hues as fine factors, plus the flags given."""
     given = {"recon": args.recon, "recon_edges": args.recon_edges, "recon_hard": args.recon_hard,
-             "recon_hard_frac": args.recon_hard_frac, "fine_input_res": args.input_res, "coarse_skip": args.coarse_skip, "coarse_gray": args.coarse_gray,
-             "input_const": args.input_const, "hue_jitter": args.hue_jitter, "skip_gray": args.skip_gray,
-             "coarse_inject": args.coarse_inject}
+             "recon_hard_frac": args.recon_hard_frac, "fine_input_res": args.input_res,
+             "coarse_skip": args.coarse_skip, "coarse_gray": args.coarse_gray, "input_const": args.input_const,
+             "hue_jitter": args.hue_jitter, "skip_gray": args.skip_gray, "coarse_inject": args.coarse_inject}
     return {"fine_factors": "floor_hue,wall_hue,object_hue", **{k: v for k, v in given.items() if v}}
 
 
