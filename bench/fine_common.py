@@ -5,8 +5,8 @@ import sys
 
 
 def load_fine_shapes_run(path):
-    """(run, dataset) of a semi-fine run on 3DShapes, with autograd off; None after one line on
-    stderr when the run is of another kind."""
+    """(run, dataset) of a semi-fine run on 3DShapes, with autograd off; a run of another kind
+    gets one line on stderr and exit status 2."""
     import torch
 
     from semistylegan.data import make_dataset
@@ -18,5 +18,5 @@ def load_fine_shapes_run(path):
     ds = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
     if cfg.method != "semi-fine" or "object_hue" not in ds.factor_space.names:
         print(f"expects a semi-fine run on 3DShapes, got {cfg.method} on {cfg.dataset}", file=sys.stderr)
-        return None
+        raise SystemExit(2)
     return run, ds

@@ -7,10 +7,11 @@ gets the image's true codes but, as its coarse input, the renderer's image of th
 with that factor moved by half its range (the "donor"). The oracle then reads the factor on G's
 output: the share that follows the code (what an edit needs), the share that follows the input
 (G read the colour off the coarse image), the rest, and the mean error against the code (as
-`fine_edit.py eval` scores an edit, in units of the factor's range). The same with the donor's hues rotated
-by a random angle per image, as `hue_jitter` shows G its input in training. Under hue_jitter the
-input's absolute colours carry nothing, but the hues relative to each other survive the rotation:
-G can undo it from the floor and wall hues its code names and read the object's hue off the input.
+`fine_edit.py eval` scores an edit, in units of the factor's range). The same again with the
+donor's hues rotated by a random angle per image, as `hue_jitter` shows G its input in training.
+Under hue_jitter the input's absolute colours carry nothing, but the hues relative to each other
+survive the rotation: G could undo it from the floor and wall hues its code names and read the
+object's hue off the input.
 """
 from __future__ import annotations
 
@@ -36,10 +37,7 @@ def main(argv=None) -> int:
     from semistylegan.metrics.oracle import get_oracle
     from semistylegan.nets.fine import rotate_hue
 
-    loaded = load_fine_shapes_run(args.run)
-    if loaded is None:
-        return 2
-    run, ds = loaded
+    run, ds = load_fine_shapes_run(args.run)
     cfg = run.cfg
     space = ds.factor_space
     oracle = get_oracle(ds, train_steps=args.oracle_steps)

@@ -31,10 +31,7 @@ def main(argv=None) -> int:
     from semistylegan.data.dataset import images_to_tensor
     from semistylegan.methods.semistylegan import hard_pixel_count
 
-    loaded = load_fine_shapes_run(args.run)
-    if loaded is None:
-        return 2
-    run, ds = loaded
+    run, ds = load_fine_shapes_run(args.run)
     cfg = run.cfg
     space = ds.factor_space
     idx = LabeledSubset(ds, cfg.labeled_fraction, seed=cfg.seed).indices[: args.n]

@@ -65,9 +65,9 @@ __all__ = ["SemiStyleGAN", "hard_pixel_count"]
 
 
 def hard_pixel_count(num_pixels: int, fraction: float = 0.05) -> int:
-    """How many of an image's pixels `recon_hard` averages: the worst `fraction` of them (a
-    twentieth by default; at least one, at most all)."""
-    return min(num_pixels, max(1, round(num_pixels * fraction)))
+    """How many of an image's pixels `recon_hard` averages: the worst `fraction` (0 < f <= 1) of
+    them, a twentieth by default, and at least one."""
+    return max(1, round(num_pixels * fraction))
 
 
 class SemiStyleGAN(Method):

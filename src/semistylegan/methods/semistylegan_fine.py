@@ -106,7 +106,8 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
     options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "recon_edges", "recon_hard",
-               "recon_hard_frac", "coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray", "coarse_inject")
+               "recon_hard_frac", "coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray",
+               "coarse_inject")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
