@@ -14,9 +14,15 @@ Design choices (documented):
 - Training: Adam (lr 2e-3, cosine decay), batch 128, images drawn uniformly from the grid with a
   fixed seed; 5% of the grid (chosen by a hash of the flat index) is never trained on and gives
   the held-out L2, MIG and per-factor accuracy stored with the weights.
+- Confidence: `read(images)` also gives the max-softmax of each factor head; the meta holds the
+  2nd percentile of it on held-out real images ("confidence_floor"), below which a reading is
+  called unsure (the out-of-distribution statistic of docs/generator-metrics.md).
 - Cache: `$SEMISTYLEGAN_CACHE/oracles/` (or `~/.cache/semistylegan/oracles/`), one file per
   (dataset name, resolution, channels, oracle version, training steps, seed), written to a
-  temporary file and renamed; loaded with `torch.load(weights_only=True)`.
+  temporary file and renamed; loaded with `torch.load(weights_only=True)`. A cached file is used
+  only if its meta matches the dataset (name, resolution, channels, factor sizes and a hash of
+  a few of its images, so a changed renderer invalidates it) and the version; otherwise the
+  oracle is trained again and the file replaced.
 """
 from __future__ import annotations
 
@@ -33,10 +39,24 @@ from semistylegan.data.dataset import images_to_tensor
 from semistylegan.data.factors import FactorSpace
 from semistylegan.nets.encoder import ConvEncoder
 
-__all__ = ["ORACLE_VERSION", "DEFAULT_TRAIN_STEPS", "OracleNet", "Oracle", "train_oracle", "get_oracle", "oracle_cache_dir",
-           "oracle_path", "held_out_mask"]
+__all__ = [
+    "CONFIDENCE_FLOOR_PERCENTILE",
+    "DEFAULT_TRAIN_STEPS",
+    "ORACLE_VERSION",
+    "Oracle",
+    "OracleNet",
+    "cached_meta_mismatch",
+    "dataset_fingerprint",
+    "get_oracle",
+    "held_out_mask",
+    "oracle_cache_dir",
+    "oracle_path",
+    "train_oracle",
+]
 
-ORACLE_VERSION = 1
+# 2: the meta holds the dataset fingerprint and the confidence floor (files of version 1 are rebuilt)
+ORACLE_VERSION = 2
+CONFIDENCE_FLOOR_PERCENTILE = 2.0
 DEFAULT_TRAIN_STEPS = 3000
 FEATURE_DIM = 256
 
@@ -72,16 +92,27 @@ class Oracle:
         return images
 
     @torch.inference_mode()
-    def _run(self, images, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, images, batch_size: int = 256, with_confidence: bool = False):
         images = self._check(images)
-        classes = [np.zeros((0, self.factor_space.num_factors), dtype=np.int64)]
+        k = self.factor_space.num_factors
+        classes = [np.zeros((0, k), dtype=np.int64)]
+        confidence = [np.zeros((0, k), dtype=np.float32)]
         feats = [np.zeros((0, self.net.hidden[0].out_features), dtype=np.float32)]
         with _threads(self.num_threads):
             for s in range(0, len(images), batch_size):
                 h = self.net.features(images_to_tensor(images[s : s + batch_size]))
                 feats.append(h.numpy())
-                classes.append(np.stack([head(h).argmax(1).numpy() for head in self.net.heads], axis=1).astype(np.int64))
-        return np.concatenate(classes, axis=0), np.concatenate(feats, axis=0)
+                logits = [head(h) for head in self.net.heads]
+                classes.append(np.stack([lg.argmax(1).numpy() for lg in logits], axis=1).astype(np.int64))
+                if with_confidence:
+                    confidence.append(np.stack([lg.softmax(1).amax(1).numpy() for lg in logits], axis=1))
+        out = np.concatenate(classes, axis=0), np.concatenate(feats, axis=0)
+        return (*out, np.concatenate(confidence, axis=0)) if with_confidence else out
+
+    def read(self, images, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """int64 (N, K) arg-max classes and float32 (N, K) max-softmax confidence of each factor."""
+        classes, _, confidence = self._run(images, batch_size, with_confidence=True)
+        return classes, confidence
 
     def predict_classes(self, images, batch_size: int = 256) -> np.ndarray:
         """int64 (N, K) arg-max class of each factor."""
@@ -104,7 +135,7 @@ class Oracle:
         return {"state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()}, "meta": self.meta}
 
     @classmethod
-    def from_state(cls, state: dict) -> "Oracle":
+    def from_state(cls, state: dict) -> Oracle:
         meta = state["meta"]
         space = FactorSpace.from_dict(meta["factor_space"])
         net = OracleNet(meta["resolution"], meta["channels"], space.sizes)
@@ -117,7 +148,7 @@ class Oracle:
 def held_out_mask(index: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     """Deterministic pseudo-random 5% of the flat grid indices, never used for training."""
     h = (np.asarray(index, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
-    return (h >> np.uint64(8)) % np.uint64(1000) < np.uint64(int(round(fraction * 1000)))
+    return (h >> np.uint64(8)) % np.uint64(1000) < np.uint64(round(fraction * 1000))
 
 
 def _draw_indices(n: int, candidates: np.ndarray | None, total: int, rs: np.random.RandomState, held_out: bool) -> np.ndarray:
@@ -143,18 +174,49 @@ def oracle_path(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, 
     return folder / f"{name}_r{int(dataset.resolution)}_c{int(dataset.channels)}_v{ORACLE_VERSION}_t{int(train_steps)}_s{int(seed)}.pt"
 
 
-def _evaluate(oracle: Oracle, dataset, indices: np.ndarray) -> dict:
+def dataset_fingerprint(dataset) -> str:
+    """sha1 (16 hex digits) of 16 images at fixed grid positions: changes when the renderer or files change.
+
+    Grid datasets draw them through `images_from_classes` with RandomState(0), so datasets with
+    random nuisance (the coloured dSprites) give the same hash on every call."""
+    import hashlib
+
+    n = len(dataset)
+    idx = (np.arange(16, dtype=np.int64) * max(n // 16, 1)) % max(n, 1)
+    if getattr(dataset, "is_grid", False):
+        images = dataset.images_from_classes(dataset.factor_space.index_to_classes(idx), np.random.RandomState(0))
+    else:
+        images = dataset.images(idx)
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    return hashlib.sha1(repr(images.shape).encode() + images.tobytes()).hexdigest()[:16]
+
+
+def cached_meta_mismatch(meta: dict, dataset, version: int) -> str | None:
+    """Why a cached reader's meta does not fit `dataset` (None when it fits)."""
+    want = {"version": int(version), "dataset": str(dataset.name), "resolution": int(dataset.resolution),
+            "channels": int(dataset.channels), "fingerprint": dataset_fingerprint(dataset)}
+    for key, value in want.items():
+        if meta.get(key) != value:
+            return f"{key} {meta.get(key)!r} != {value!r}"
+    if list(meta.get("factor_space", {}).get("sizes", [])) != list(dataset.factor_space.sizes):
+        return "factor sizes differ"
+    return None
+
+
+def _evaluate(oracle, dataset, indices: np.ndarray) -> dict:
+    """Held-out accuracy, L2, MIG and confidence floor of a reader with `read(images) -> (classes, confidence)`."""
     from semistylegan.metrics.l2 import l2
     from semistylegan.metrics.mig import mig
 
     images = dataset.images(indices)
     classes = np.asarray(dataset.classes(indices))
-    pred = oracle.predict_classes(images)
+    pred, confidence = oracle.read(images)
     space = oracle.factor_space
     known = classes >= 0
     acc = {name: float(np.mean(pred[known[:, k], k] == classes[known[:, k], k])) if known[:, k].any() else float("nan")
            for k, name in enumerate(space.names)}
-    out = {"held_out_samples": int(len(indices)), "accuracy": acc}
+    floor = {name: float(np.percentile(confidence[:, k], CONFIDENCE_FLOOR_PERCENTILE)) for k, name in enumerate(space.names)}
+    out = {"held_out_samples": len(indices), "accuracy": acc, "confidence_floor": floor}
     if known.all():
         out.update({f"held_out_{k}": v for k, v in l2(space.classes_to_code(pred), space.classes_to_code(classes), space.names).items()})
         varied = [k for k in range(space.num_factors) if len(np.unique(classes[:, k])) > 1]
@@ -225,6 +287,7 @@ def _train(dataset, train_steps, batch_size, seed, lr, eval_samples, verbose) ->
         "batch_size": int(batch_size),
         "seed": int(seed),
         "train_seconds": float(time.time() - start),
+        "fingerprint": dataset_fingerprint(dataset),
     }
     oracle = Oracle(net, space, meta)
     eval_idx = _draw_indices(int(eval_samples), candidates, len(dataset), np.random.RandomState(seed + 1), held_out=True)
@@ -240,8 +303,11 @@ def get_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, c
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             oracle = Oracle.from_state(state)
-            if oracle.meta.get("version") == ORACLE_VERSION and list(oracle.factor_space.sizes) == list(dataset.factor_space.sizes):
+            why = cached_meta_mismatch(oracle.meta, dataset, ORACLE_VERSION)
+            if why is None and oracle.meta.get("train_steps") == int(train_steps) and oracle.meta.get("seed") == int(seed):
                 return oracle
+            if verbose:
+                print(f"rebuilding the oracle: the cached {path.name} was made for another dataset or version ({why})")
         except Exception as e:  # a corrupt or foreign file: retrain and overwrite it
             if verbose:
                 print(f"ignoring unreadable oracle cache {path}: {e}")

