@@ -44,8 +44,9 @@ def faithful(dataset):
     return generate
 
 
-def blobs(dataset, n, rs):
-    """Out-of-distribution images at the dataset's resolution: discs, uniform noise, squares at scale 1.6."""
+def blobs(dataset, n, rs, disc_radius=(15.0, 18.0)):
+    """Out-of-distribution images at the dataset's resolution: discs (radius in 64x64 pixels; the default is
+    wider than any sprite), uniform noise, squares at scale 1.6 (dSprites scales end at 1.0)."""
     g = (np.arange(64) + 0.5)[None, :]
     out = []
     for i in range(n):
@@ -53,7 +54,7 @@ def blobs(dataset, n, rs):
         cy, cx = rs.uniform(20, 44, size=2)
         u, v = g - cx, -(g.T - cy)
         if kind == 0:
-            img = (u**2 + v**2 <= rs.uniform(6, 11) ** 2)
+            img = (u**2 + v**2 <= rs.uniform(*disc_radius) ** 2)
         elif kind == 1:
             img = rs.uniform(size=(64, 64)) < 0.5
         else:  # a square larger than any dSprites scale (1.0), turned by a random angle

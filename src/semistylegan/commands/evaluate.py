@@ -23,7 +23,7 @@ def add_parser(sub):
     p.add_argument("--oracle-steps", type=int, default=None, help="training steps of the oracle encoder (default: the library's)")
     p.add_argument("--pixel-oracle-steps", type=int, default=None,
                    help="training steps of the pixel-MLP reader (default: the library's)")
-    p.add_argument("--render-samples", type=int, default=2000,
+    p.add_argument("--render-samples", type=int, default=1000,
                    help="generated images searched exactly over the grid for the exact-match rate (0: none)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)

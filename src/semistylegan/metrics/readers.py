@@ -119,7 +119,7 @@ def _agreement(a: np.ndarray, b: np.ndarray, names) -> dict:
 
 
 def generator_readings(generate, dataset, readers: dict, num_samples: int = 10000, repeats: int = 3, seed: int = 0,
-                       batch_size: int = 256, render_samples: int = 2000, return_features: bool = False) -> dict:
+                       batch_size: int = 256, render_samples: int = 1000, return_features: bool = False) -> dict:
     """The generator report of `evaluate` (see the module docstring); JSON-ready except "features".
 
     readers: name -> reader with `read(images) -> (classes, confidence)`, `factor_space`, `info`.

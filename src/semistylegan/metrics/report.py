@@ -155,7 +155,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
                  repeats: int = REPORT_DEFAULTS["repeats"], inception: bool = False,
                  inception_samples: int = REPORT_DEFAULTS["inception_samples"], oracle_options: dict | None = None,
                  encode_batch_size: int | None = None, verbose: bool = False, readers: dict | None = None,
-                 pixel_oracle_options: dict | None = None, render_samples: int = 2000) -> dict:
+                 pixel_oracle_options: dict | None = None, render_samples: int = 1000) -> dict:
     """Every applicable metric as a JSON-ready dict.
 
     dataset: a GroundTruthDataset (dlib's sampling interface + factor_space).
