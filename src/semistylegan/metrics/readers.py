@@ -228,7 +228,9 @@ def generator_readings(generate, dataset, readers: dict, num_samples: int = 1000
             found = search.nearest(images[:m], classes[:m])
             read = found["nearest_classes"]
             pixels = float(np.prod(images.shape[1:])) * 255.0**2
-            ren.update({"exact_search_images": m, "exact_match_rate": float(found["match"].mean()),
+            det = found["determined"]
+            ren.update({"exact_search_images": m, "exact_match_rate": float(found["match"][det].mean()) if det.any() else float("nan"),
+                        "exact_search_unfinished": int((~found["finished"]).sum()), "exact_search_undetermined": int((~det).sum()),
                         "nearest_mse_mean": float((found["nearest_d2"] / pixels).mean()),
                         "accuracy_generated": _per_factor((read == classes[:m]).mean(axis=0), names),
                         "candidates_measured_mean": float(found["candidates"].mean())})

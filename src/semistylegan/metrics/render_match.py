@@ -34,6 +34,11 @@ import numpy as np
 __all__ = ["DSpritesGridSearch", "ground_truth_renderer", "render_distance"]
 
 
+def _slack(d2: int) -> float:
+    """A squared distance plus room for rounding in the float bound (distances are integers)."""
+    return d2 + 1.0 + 1e-9 * d2
+
+
 def render_distance(images: np.ndarray, real: np.ndarray) -> np.ndarray:
     """float64 (N,) mean squared pixel error in [0, 1] units between two uint8 image batches."""
     a = np.asarray(images, dtype=np.int64)
@@ -127,12 +132,16 @@ class DSpritesGridSearch:
         dot = np.einsum("sij,sij->s", window, kern).astype(np.int64)
         return int((x.astype(np.int64) ** 2).sum()) - 2 * dot + self.kernel_energy[self.phase[py], self.phase[px], t]
 
-    def nearest(self, images: np.ndarray, asked: np.ndarray) -> dict:
+    def nearest(self, images: np.ndarray, asked: np.ndarray, budget: int = 50000) -> dict:
         """Exact nearest real image of each image (N, 1, res, res) given the asked classes (N, 5).
 
         Returns int64 "asked_d2" (squared distance to the asked code's image), "nearest_d2",
         "nearest_classes" (the asked classes where they are among the nearest, else the lowest
-        flat index among the nearest), "match" (bool) and "candidates" (codes measured exactly)."""
+        flat index among the nearest), "match" (bool), "candidates" (codes measured exactly),
+        "finished" (the search ended within `budget` measured codes: everything above is exact)
+        and "determined" (finished, or a code closer than the asked one was found, so "match" is
+        exact). An unfinished search (noise-like images, whose bound prunes little) reports the
+        nearest code found so far."""
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1:] != (1, self.res, self.res) or images.dtype != np.uint8:
             raise ValueError(f"grid search needs uint8 images (N, 1, {self.res}, {self.res}), got {images.dtype} {images.shape}")
@@ -141,6 +150,8 @@ class DSpritesGridSearch:
         out = {k: np.zeros(n, dtype=np.int64) for k in ("asked_d2", "nearest_d2", "candidates")}
         out["nearest_classes"] = np.zeros((n, 5), dtype=np.int64)
         out["match"] = np.zeros(n, dtype=bool)
+        out["finished"] = np.zeros(n, dtype=bool)
+        out["determined"] = np.zeros(n, dtype=bool)
         t_ask, px_ask, py_ask = self._split(asked)
         f, nt = self.f, self.num_templates
         x_all = images[:, 0].astype(np.int64)
@@ -165,32 +176,41 @@ class DSpritesGridSearch:
                 i = s0 + b
                 x = x_all[i]
                 ub = int(self.exact_distances(x, t_ask[i : i + 1], px_ask[i : i + 1], py_ask[i : i + 1])[0])
-                slack = ub + 1.0 + 1e-9 * ub  # room for rounding in the float bound
-                fy_s, fx_s, t_s = np.nonzero(template_bound[b] <= slack)
-                # expand the surviving (template, phases) to their positions
-                bound = (row[b, fx_s, t_s][:, None, :] + col[b, fy_s, t_s][:, :, None] - tot[b, fy_s, fx_s, t_s][:, None, None])
-                bound[~(self.phase[None, :] == fx_s[:, None])] = np.inf  # posX of another phase
-                bound.transpose(0, 2, 1)[~(self.phase[None, :] == fy_s[:, None])] = np.inf  # posY of another phase
-                k, px, py = np.nonzero(bound <= slack)
-                t = t_s[k]
-                # measure in increasing order of the bound and stop once the bound passes the best
-                # distance found: an image far from its asked code (noise) then costs a few chunks
-                order = np.argsort(bound[k, px, py], kind="stable")
-                t, px, py, lower = t[order], px[order], py[order], bound[k, px, py][order]
-                parts, best_so_far, s1 = [], ub, 0
-                while s1 < len(t) and lower[s1] <= best_so_far + 1.0 + 1e-9 * best_so_far:
-                    s2 = min(s1 + 512, len(t))
-                    parts.append(self.exact_distances(x, t[s1:s2], px[s1:s2], py[s1:s2]))
-                    best_so_far = min(best_so_far, int(parts[-1].min()))
-                    s1 = s2
-                t, px, py = t[:s1], px[:s1], py[:s1]
-                d2 = np.concatenate(parts)
-                best = int(d2.min())
-                out["asked_d2"][i], out["nearest_d2"][i], out["candidates"][i] = ub, best, len(d2)
+                # templates (with their offset phases) in increasing order of their bound; stop once the
+                # bound passes the best distance found, or when the budget of measured codes is spent
+                fy_s, fx_s, t_s = np.nonzero(template_bound[b] <= _slack(ub))
+                order = np.argsort(template_bound[b][fy_s, fx_s, t_s], kind="stable")
+                fy_s, fx_s, t_s = fy_s[order], fx_s[order], t_s[order]
+                lower_t = template_bound[b][fy_s, fx_s, t_s]
+                best, measured, finished = ub, 0, True
+                found_t, found_x, found_y, found_d = [], [], [], []
+                for c0 in range(0, len(t_s), 32):
+                    if lower_t[c0] > _slack(best):
+                        break
+                    if measured >= budget:
+                        finished = False
+                        break
+                    fy, fx, t = fy_s[c0 : c0 + 32], fx_s[c0 : c0 + 32], t_s[c0 : c0 + 32]
+                    # expand to positions of the matching phases: (S, posX, posY)
+                    bound = row[b, fx, t][:, None, :] + col[b, fy, t][:, :, None] - tot[b, fy, fx, t][:, None, None]
+                    bound[self.phase[None, :] != fx[:, None]] = np.inf  # posX of another phase
+                    bound.transpose(0, 2, 1)[self.phase[None, :] != fy[:, None]] = np.inf  # posY of another phase
+                    k, px, py = np.nonzero(bound <= _slack(best))
+                    if len(k):
+                        d2 = self.exact_distances(x, t[k], px, py)
+                        measured += len(k)
+                        found_t.append(t[k]), found_x.append(px), found_y.append(py), found_d.append(d2)
+                        best = min(best, int(d2.min()))
+                out["asked_d2"][i], out["nearest_d2"][i], out["candidates"][i] = ub, best, measured
+                out["finished"][i] = finished
+                # the asked code is the nearest iff nothing closer exists; an unfinished search that found
+                # something closer has settled that it is not
                 out["match"][i] = ub == best
+                out["determined"][i] = finished or best < ub
                 if ub == best:
                     out["nearest_classes"][i] = asked[i]
                 else:
+                    t, px, py, d2 = (np.concatenate(a) for a in (found_t, found_x, found_y, found_d))
                     j = np.flatnonzero(d2 == best)
                     tt, xx, yy = t[j], px[j], py[j]
                     first = np.argmin((tt * 32 + xx) * 32 + yy)  # lowest flat index (posY fastest)
