@@ -128,18 +128,13 @@ class SemiStyleGAN(Method):
                                              D.fake_classes, cfg.encoder_noise)
         return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
 
-    def d_step_ratio(self) -> float:
-        """Lazy R1 (StyleGAN2): the regulariser runs every r1_interval steps with its weight
-        scaled up by the interval; D's lr is multiplied and its Adam betas raised to this power
-        so that Adam sees the same averages."""
-        cfg = self.cfg
-        return cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_interval > 0 and cfg.r1_gamma > 0 else 1.0
-
     def build_optimizers(self, nets):
         cfg = self.cfg
-        ratio = self.d_step_ratio()
         D = nets["D"]
-        d_group = {"lr": cfg.lr * ratio, "betas": (cfg.d_beta1 ** ratio, cfg.d_beta2 ** ratio)}
+        # Lazy R1 is added to every r1_interval-th ordinary D step (its weight scaled by the
+        # interval, see d_phase_terms), not run as an extra optimiser step, so D's Adam keeps the
+        # plain lr and betas: StyleGAN2's lr/beta correction only applies to a separate R1 step.
+        d_group = {"lr": cfg.lr, "betas": (cfg.d_beta1, cfg.d_beta2)}
         if isinstance(D, SeparateEncoderDiscriminator):  # E in its own group: the plain CNN's Adam
             groups = [{"params": list(D.D.parameters()), **d_group},
                       {"params": list(D.E.parameters()), "lr": cfg.lr, "betas": (0.9, 0.999)}]
