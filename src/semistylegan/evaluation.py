@@ -115,7 +115,7 @@ def quick_encoder_metrics(method: Method, nets: dict, dataset: ImageDataset, num
         except ValueError as e:  # e.g. a collapsed code early in training
             out["mig_error"] = str(e)
     # L2 compares code k with factor k: only for codes identified with the factors.
-    if codes.shape[1] == true.shape[1] and getattr(method, "identified_codes", True):
+    if codes.shape[1] == true.shape[1] and method.identified_codes:
         mask = ~np.isnan(true)
         err = np.where(mask, codes - np.nan_to_num(true), 0.0)
         out["l2"] = float(np.sqrt((err**2).sum(axis=1)).mean())

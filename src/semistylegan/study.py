@@ -12,10 +12,10 @@ Study file (TOML). Top level (all optional except at least one [[grid]]):
     seeds = [0, 1, 2]   eta = [...]   gamma = [...]
     [metrics]   samples, factor_train, factor_eval, factor_variance, gen_samples, oracle_steps,
                 fid_samples, gen (true/false), fid (true/false)
-    [methods.NAME]   per-method defaults: preset, kimg, set = {option = value}, options = {field = value}
+    [methods.NAME]   per-method defaults: preset, kimg, options = {field = value}
     data_path           the dataset's files (for datasets that are not procedural)
     [[grid]]   one block of cells: label, methods = [...], and optionally eta, gamma, seeds,
-               preset, kimg, set, options (TrainConfig fields, e.g. alpha = 0 or gamma_E = 10)
+               preset, kimg, options (TrainConfig fields, e.g. alpha = 0 or gamma_E = 10)
 Cells: methods x eta x gamma x seeds of each block. eta applies to methods that use labels
 (semi, semi-fine, encoder-only, encoder-mixup; the others run with eta = 0), gamma to the
 StyleGAN methods (semi, semi-fine, info). Cells with the same label, method, eta, gamma and seed
@@ -55,29 +55,44 @@ import numpy as np
 from semistylegan.errors import UserError
 
 __all__ = ["Cell", "Study", "load_study", "parse_study", "run_study", "evaluate_cell", "summarise", "partition",
-           "DISPLAY_NAMES"]
+           "display_name"]
 
-LABELLED_METHODS = ("semi", "semi-fine", "encoder-only", "encoder-mixup")
-GAMMA_METHODS = ("semi", "semi-fine", "info")
-IDENTIFIED_METHODS = ("semi", "semi-fine", "encoder-only", "encoder-mixup")   # codes = factor codes
-REALISM_METHODS = ("semi", "semi-fine", "info", "infogan-cr")                # samples from their prior
-DISPLAY_NAMES = {
-    "semi": "Semi-StyleGAN", "semi-fine": "Semi-StyleGAN-fine", "info": "Info-StyleGAN", "beta-vae": "beta-VAE",
-    "beta-tcvae": "beta-TCVAE", "factor-vae": "FactorVAE", "infogan-cr": "InfoGAN-CR",
-    "encoder-only": "Encoder-only", "encoder-mixup": "Encoder-only with MixUp",
-}
+
+
+def _cls(method: str):
+    """The method's class: what it can do is read there (methods/base.Method)."""
+    from semistylegan.methods import method_class
+
+    return method_class(method)
+
+
+def uses_labels(method: str) -> bool:
+    return _cls(method).uses_labels
+
+
+def takes_gamma(method: str) -> bool:
+    return "gamma" in _cls(method).fields
+
+
+def display_name(method: str) -> str:
+    try:
+        return _cls(method).display_name
+    except UserError:
+        return method
+
+
 METRIC_COLUMNS = ("factor_score", "mig", "l2", "mig_gen", "l2_gen", "ofid")
 METRIC_TITLES = {"factor_score": "Factor score", "mig": "MIG", "l2": "L2", "mig_gen": "MIG-gen", "l2_gen": "L2-gen",
                  "ofid": "oracle FID"}
 
 _TOP_KEYS = {"name", "description", "budget", "preset", "kimg", "dataset", "data_path", "resolution", "seeds", "eta",
              "gamma", "metrics", "methods", "grid"}
-_GRID_KEYS = {"label", "methods", "eta", "gamma", "seeds", "preset", "kimg", "set", "options"}
-_METHOD_KEYS = {"preset", "kimg", "set", "options"}
+_GRID_KEYS = {"label", "methods", "eta", "gamma", "seeds", "preset", "kimg", "options"}
+_METHOD_KEYS = {"preset", "kimg", "options"}
 _METRIC_DEFAULTS = {"samples": 10000, "factor_train": 10000, "factor_eval": 5000, "factor_variance": 10000,
                     "gen_samples": 10000, "oracle_steps": 3000, "fid_samples": 10000, "gen": True, "fid": True}
 # Config fields that a study sets through its own keys, not through `options`.
-_RESERVED_FIELDS = {"method", "labeled_fraction", "gamma", "seed", "extra", "preset", "kimg"}
+_RESERVED_FIELDS = {"method", "labeled_fraction", "gamma", "seed", "preset", "kimg"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,14 +109,13 @@ class Cell:
     preset: str
     kimg: float | None
     options: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
     line: int | None = None          # line of its [[grid]] block in the study file
-    set_line: int | None = None      # line of the 'set' table that gave its method options
+    options_line: int | None = None  # line of the 'options' table that gave its fields
 
     @property
     def cell_id(self) -> str:
         parts = [self.label or self.method, self.method]
-        if self.method in LABELLED_METHODS:
+        if uses_labels(self.method):
             parts.append(f"eta{self.eta:g}")
         if self.gamma is not None:
             parts.append(f"g{self.gamma:g}")
@@ -111,7 +125,7 @@ class Cell:
     @property
     def row_name(self) -> str:
         """The table row: the block's label if given, else the method's display name."""
-        return self.label or DISPLAY_NAMES.get(self.method, self.method)
+        return self.label or display_name(self.method)
 
     def config(self, top: dict):
         from semistylegan.config import make_config
@@ -123,8 +137,6 @@ class Cell:
             if top.get(key) is not None:
                 overrides[key] = top[key]
         overrides.update(self.options)
-        if self.extra:
-            overrides["extra"] = dict(self.extra)
         return make_config(self.preset, **overrides)
 
 
@@ -250,9 +262,8 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
             raise check.fail(f"unknown preset '{block['preset']}'", *where, "preset")
         if "kimg" in block:
             _number(block["kimg"], "kimg", check, where + ("kimg",), low=0)
-        for key in ("set", "options"):
-            if key in block and not isinstance(block[key], dict):
-                raise check.fail(f"'{key}' must be a table like {{name = value}}", *where, key)
+        if "options" in block and not isinstance(block["options"], dict):
+            raise check.fail("'options' must be a table like {name = value}", *where, "options")
         for name in block.get("options", {}):
             if name not in fields or name in _RESERVED_FIELDS:
                 hint = f"; set it with the study key '{name}'" if name in _RESERVED_FIELDS else ""
@@ -330,17 +341,19 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
             preset = block.get("preset", mb.get("preset", data.get("preset", "dsprites-cpu32")))
             kimg = block.get("kimg", mb.get("kimg", data.get("kimg")))
             options = {**mb.get("options", {}), **block.get("options", {})}
-            extra = {**mb.get("set", {}), **block.get("set", {})}
-            m_etas = etas if m in LABELLED_METHODS else [0.0]
-            m_gammas = gammas if m in GAMMA_METHODS else [None]
+            try:
+                labelled, gamma_too = uses_labels(m), takes_gamma(m)
+            except UserError as e:
+                raise check.fail(str(e), *where, "methods") from None
+            m_etas = etas if labelled else [0.0]
+            m_gammas = gammas if gamma_too else [None]
             for eta, gamma, seed in itertools.product(m_etas, m_gammas, seeds):
-                if m in LABELLED_METHODS and eta == 0:
+                if labelled and eta == 0:
                     raise check.fail(f"method '{m}' needs eta > 0", *where, "eta")
                 cell = Cell(0, label, m, float(eta), None if gamma is None else float(gamma), int(seed), preset,
-                            None if kimg is None else float(kimg), dict(options), dict(extra),
-                            lines.line(*where),
-                            lines.line(*where, "set") if "set" in block else
-                            (lines.line("methods", m, "set") if "set" in mb else None))
+                            None if kimg is None else float(kimg), dict(options), lines.line(*where),
+                            lines.line(*where, "options") if "options" in block else
+                            (lines.line("methods", m, "options") if "options" in mb else None))
                 cells.setdefault(cell.cell_id, cell)
     ordered = list(cells.values())
     for i, c in enumerate(ordered):
@@ -373,7 +386,7 @@ def _validate_configs(study: Study, check: _Checker, validate_methods: bool):
                 if infos[key] is not None:
                     build_method(cfg, infos[key])
         except UserError as e:
-            line = cell.set_line if cell.set_line and "option" in str(e) else cell.line
+            line = cell.options_line if cell.options_line and "--" in str(e) else cell.line
             where_line = f"{study.path}:{line}" if line else str(study.path)
             raise UserError(f"{where_line}: cell {cell.cell_id}: {e}") from None
 
@@ -410,8 +423,7 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
         n.eval()
     out: dict = {}
     notes: list[str] = []
-    name = method.cfg.method
-    identified = name in IDENTIFIED_METHODS
+    identified = method.identified_codes
     K = dataset.factor_space.num_factors
     n = int(metrics["samples"])
     if method.has_encoder:
@@ -430,7 +442,7 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
         if identified:
             out["l2"] = float(l2_from_dataset(dataset, encode, num_samples=n, seed=seed)["l2"])
     want_gen = method.has_generator and metrics["gen"] and identified
-    want_fid = method.has_generator and metrics["fid"] and name in REALISM_METHODS
+    want_fid = method.has_generator and metrics["fid"] and method.prior_samples
     if want_gen or want_fid:
         from semistylegan.metrics.oracle import get_oracle
 
@@ -634,9 +646,9 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 
 def _row_name(g: dict, multi_eta: bool, multi_gamma: bool) -> str:
-    name = g["label"] or DISPLAY_NAMES.get(g["method"], g["method"])
+    name = g["label"] or display_name(g["method"])
     bits = []
-    if multi_eta and g["method"] in LABELLED_METHODS:
+    if multi_eta and uses_labels(g["method"]):
         bits.append(f"eta = {100 * g['eta']:g}%")
     if multi_gamma and g["gamma"] is not None:
         bits.append(f"gamma = {g['gamma']:g}")
@@ -659,7 +671,7 @@ def summarise(study: Study, rows: list[dict], out: Path) -> dict:
 
     groups = aggregate(rows)
     used = [m for m in METRIC_COLUMNS if any(m in g for g in groups)]
-    etas = {g["eta"] for g in groups if g["method"] in LABELLED_METHODS}
+    etas = {g["eta"] for g in groups if uses_labels(g["method"])}
     gammas = {g["gamma"] for g in groups if g["gamma"] is not None}
     lines = [f"# {study.name}", ""]
     if study.description:
@@ -701,7 +713,7 @@ def plot_study(groups: list[dict], out: Path) -> dict:
     written = {}
     curves: dict[tuple, list[dict]] = {}
     for g in groups:
-        if g["method"] in LABELLED_METHODS and g["eta"] > 0:
+        if uses_labels(g["method"]) and g["eta"] > 0:
             curves.setdefault((g["label"], g["method"], g["gamma"]), []).append(g)
     panels = ["mig", "l2", "mig_gen", "l2_gen"]
     if any(any(p in g for g in gs for p in panels) for gs in curves.values()):
@@ -717,7 +729,7 @@ def plot_study(groups: list[dict], out: Path) -> dict:
                 if not pts:
                     continue
                 x, y, e = map(np.asarray, zip(*pts))
-                name = label or DISPLAY_NAMES.get(method, method)
+                name = label or display_name(method)
                 if gamma is not None:
                     name += f" (gamma={gamma:g})"
                 ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=name, color=colours[(label, method, gamma)])
@@ -746,9 +758,9 @@ def plot_study(groups: list[dict], out: Path) -> dict:
             for g in pts:
                 if metric not in g:
                     continue
-                name = g["label"] or DISPLAY_NAMES.get(g["method"], g["method"])
+                name = g["label"] or display_name(g["method"])
                 ax.errorbar(g[metric][0], g["ofid"][0], xerr=g[metric][1], yerr=g["ofid"][1], marker="o", capsize=3)
-                ax.annotate(f"{name} gamma={g['gamma']:g}" + (f" eta={100 * g['eta']:g}%" if g["method"] in LABELLED_METHODS else ""),
+                ax.annotate(f"{name} gamma={g['gamma']:g}" + (f" eta={100 * g['eta']:g}%" if uses_labels(g["method"]) else ""),
                             (g[metric][0], g["ofid"][0]), fontsize=7, xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel(METRIC_TITLES[metric] + " (disentanglement)")
             ax.set_ylabel("oracle FID (lower = more realistic)")

@@ -37,6 +37,11 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
+# Steps in a row with non-finite gradient values (zeroed by StepContext.optimizer_step) after
+# which the run stops as diverged instead of carrying on with frozen or damaged weights.
+NONFINITE_PATIENCE = 8
+
+
 def _rng_state(rng: np.random.Generator) -> str:
     return json.dumps(rng.bit_generator.state)
 
@@ -75,6 +80,7 @@ class Trainer:
         self.step = 0
         self.cur_nimg = 0
         self.last_stats: dict[str, float] = {}
+        self.nonfinite_streak = 0
 
     # nets used for evaluation: EMA copies where they exist ---------------------------------
     @property
@@ -163,6 +169,11 @@ class Trainer:
         bad = [k for k, v in stats.items() if not math.isfinite(v)]
         if bad:
             raise TrainingDiverged(f"losses turned non-finite at step {self.step} ({', '.join(sorted(bad))})")
+        grads = {k: v for k, v in stats.items() if k.endswith("/nonfinite_grads") and v > 0}
+        self.nonfinite_streak = self.nonfinite_streak + 1 if grads else 0
+        if self.nonfinite_streak >= NONFINITE_PATIENCE:
+            raise TrainingDiverged(f"gradients held non-finite values for {self.nonfinite_streak} steps in a row "
+                                   f"at step {self.step} ({', '.join(sorted(grads))})")
         return stats
 
     def _update_ema(self):
@@ -186,8 +197,7 @@ class Trainer:
         fs = self.dataset.factor_space
         rs = np.random.RandomState(seed)
         base = fs.classes_to_code(fs.sample_classes(1, rs))[0]
-        # Only the factors the generator is conditioned on (all, except for Semi-StyleGAN-fine).
-        rows = list(getattr(self.method, "fine_idx", range(fs.num_factors)))
+        rows = self.method.traversed_factors()
         codes = traversal_codes(base, steps).reshape(fs.num_factors, steps, -1)[rows].reshape(len(rows) * steps, -1)
         codes = torch.from_numpy(codes).to(self.device)
         z = torch.from_numpy(rs.standard_normal((1, self.method.z_dim)).astype(np.float32)).to(self.device)

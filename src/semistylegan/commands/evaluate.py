@@ -68,7 +68,7 @@ def run(args) -> int:
     method = run_.method
     encode = encoder_fn(method, run_.nets, run_.device) if method.has_encoder else None
     # MIG-gen/L2-gen feed factor codes to G: only for generators conditioned on the K factors.
-    conditional = method.has_generator and getattr(method, "conditional_generator", False)
+    conditional = method.has_generator and method.conditional_generator
     generate = generator_fn(method, run_.nets, run_.device) if conditional else None
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
     if dataset.is_grid:
@@ -95,12 +95,13 @@ def run(args) -> int:
                 enc["mig"] = metrics.mig(codes[known], classes[known])
             report["encoder"] = enc
         report["note"] = "dataset has no full factor grid: sampled metrics (Factor score, BetaVAE) and generator metrics are not defined"
-    if not getattr(method, "identified_codes", True):
+    if not method.identified_codes:
         # Unidentified codes (Info-StyleGAN, VAEs): code k is not factor k, so L2-type numbers
         # are meaningless; MIG, Factor score and MIG-gen are permutation-invariant and stay.
         report.get("encoder", {}).pop("l2", None)
-        report.get("generator", {}).pop("l2_gen", None)
-        report.get("generator", {}).pop("l2_gen_std", None)
+        gen = report.get("generator", {})
+        for key in [k for k in gen if k.startswith("l2_gen")]:
+            del gen[key]
         report["note_codes"] = "codes are not identified with factors: L2 and L2-gen are not reported"
     report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,
                      "method": run_.cfg.method, "labeled_fraction": run_.cfg.labeled_fraction, "gamma": run_.cfg.gamma}

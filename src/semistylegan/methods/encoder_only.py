@@ -1,4 +1,4 @@
-"""Encoder-only baselines of the paper's ablation tables (SPEC.md): the encoder E trained on the
+"""Encoder-only baselines of the paper's ablation tables (docs/method.md): the encoder E trained on the
 labelled set J alone, without a generator.
 
     Encoder-only:             L = L_sup = ||E(x) - c||_2                         on (x, c) in J  (eq 3)
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from semistylegan import dist
-from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss
 from semistylegan.nets import Discriminator
 
@@ -37,6 +36,7 @@ def labeled_pairs(keys: np.ndarray) -> np.ndarray:
 
 
 class EncoderOnly(Method):
+    name, display_name = "encoder-only", "Encoder-only"
     ema_networks: tuple[str, ...] = ()
     has_generator = False
     has_encoder = True
@@ -46,10 +46,6 @@ class EncoderOnly(Method):
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        self.name = cfg.method
-        if cfg.labeled_fraction <= 0:
-            raise UserError(f"{cfg.method} trains on labelled images only: use --labeled-fraction > 0")
-        self.checked_options()  # none: alpha and mixup_xi are config fields
         self.channels = int(dataset_info["channels"])
 
     def build_networks(self):
@@ -101,4 +97,6 @@ class EncoderOnly(Method):
 
 
 class EncoderMixup(EncoderOnly):
+    name, display_name = "encoder-mixup", "Encoder-only with MixUp"
+    fields = ("alpha", "mixup_xi")
     mixup = True

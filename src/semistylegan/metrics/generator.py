@@ -1,4 +1,4 @@
-"""MIG-gen and L2-gen: how well the generator obeys its code (SPEC.md "Metrics").
+"""MIG-gen and L2-gen: how well the generator obeys its code (docs/method.md, "Metrics").
 
 For each of `repeats` repetitions: sample c' uniformly from the factor grid (as codes, class j
 of m -> j / (m - 1)), generate x' = G(c', z) through the user's `generate(codes, seed)`, read it

@@ -1,4 +1,4 @@
-"""L2 (SPEC.md "Metrics"): how far predicted codes are from the true codes c in [0, 1]^K.
+"""L2 (docs/method.md, "Metrics"): how far predicted codes are from the true codes c in [0, 1]^K.
 
 `l2` is the mean over samples of the (non-squared) Euclidean norm ||c_hat - c||_2, plus the
 per-factor mean absolute error and root-mean-square error. The codes are identifiable (the

@@ -1,7 +1,7 @@
 """The oracle encoder E_oracle: a small CNN that reads the factor code c off real images.
 
 It is trained once per dataset on fully labelled data and then used to read generated images
-(MIG-gen, L2-gen, SPEC.md "Metrics") and to embed images for the oracle FID.
+(MIG-gen, L2-gen, docs/method.md, "Metrics") and to embed images for the oracle FID.
 
 Design choices (documented):
 - Per-factor *classification* (one softmax head per factor, cross-entropy, unknown labels
