@@ -1,4 +1,4 @@
-"""Loss routing of Semi-/Info-StyleGAN (SPEC.md eqs 1-7) and a few real training steps."""
+"""Loss routing of Semi-/Info-StyleGAN (eqs 1-7, docs/method.md) and a few real training steps."""
 import numpy as np
 import pytest
 import torch
@@ -270,7 +270,7 @@ def test_pair_head_routing():
 
 def test_pair_head_off_by_default_and_unknown_factors_count_nothing():
     _, _, nets, _, _ = _setup()
-    assert nets["D"].cond_embed is None  # SPEC.md's D: no pair head
+    assert nets["D"].cond_embed is None  # the paper's D: no pair head
     with pytest.raises(ValueError, match="no conditional head"):
         nets["D"].heads(torch.zeros(2, 1, 16, 16), cond_codes=torch.zeros(2, 5))
     _, _, nets, batch, _ = _setup(cond_gan=1.0)

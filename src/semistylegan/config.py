@@ -13,7 +13,6 @@ inside every snapshot, so a run can be evaluated and resumed from its directory 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 from dataclasses import dataclass, field

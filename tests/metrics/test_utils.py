@@ -8,7 +8,7 @@ from semistylegan.metrics import dci, mig, modularity_explicitness, sap, utils
 from semistylegan.metrics.synthetic import SyntheticCodeGrid
 
 
-# dlib's analytic test vectors (METRICS.md section 4), in the (N, d) layout ---------------------
+# dlib's analytic test vectors (docs/method.md, "Metrics"), in the (N, d) layout ---------------------
 def test_histogram_discretize_dlib_vector():
     x = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]]).T
     out = utils.histogram_discretize(x, 3)
@@ -28,7 +28,7 @@ def test_discrete_mutual_info_dlib_vector():
 
 def test_histogram_constant_column_is_one_bin_and_max_goes_to_last_bin():
     # np.histogram uses the range (v - 0.5, v + 0.5) for a constant, so v sits in the middle bin
-    # (11 of 20; METRICS.md's "bin 1" is not what numpy/dlib do).
+    # (11 of 20; the metric notes' "bin 1" is not what numpy/dlib do).
     x = np.stack([np.full(7, 3.5), np.arange(7.0)], axis=1)
     out = utils.histogram_discretize(x, 20)
     assert (out[:, 0] == 11).all()

@@ -18,7 +18,7 @@ Everything here reproduces disentanglement_lib 1.5 (`evaluation/metrics/utils.py
 
 Encoding is postponed and batched, but in batches of `encode_batch_size` = 256 images by
 default, not thousands: on CPU a small CNN reads 256-image batches 2.6x faster than 4096-image
-ones (the activations of large batches fall out of cache; measured in bench/RESULTS_metrics.md),
+ones (the activations of large batches fall out of cache; measured with bench/metrics_speed.py),
 and the procedural renderer behaves the same way.
 
 A representation function (`represent` / `encode`) must be deterministic and per-sample
