@@ -43,7 +43,7 @@ REMOVED_FIELDS = {"d_plain": False, "d_beta1": 0.0, "d_beta2": 0.99, "fake_class
 class TrainConfig:
     # What to train.
     preset: str = opt("dsprites-cpu32", "the named preset this config started from")
-    dataset: str = opt("dsprites", "dataset name (semistylegan data info --list)")
+    dataset: str = opt("dsprites", "dataset name (docs/datasets.md lists them)")
     data_path: str | None = opt(None, "official dataset file or folder; none = procedural where possible")
     resolution: int = opt(32, "training resolution (a power of two)", low=4, power_of_two=True)
     method: str = opt("semi", "semi (Semi-StyleGAN), info (Info-StyleGAN), semi-fine, or a baseline")

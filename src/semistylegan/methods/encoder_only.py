@@ -60,10 +60,11 @@ class EncoderOnly(Method):
         E = nets["E"]
         if batch.labeled is None:
             raise RuntimeError("encoder-only training got no labelled batch")
-        out = {"sup": (1.0, l2_norm_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask))}
+        sup = l2_norm_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask)  # eq (3)
+        out = {"sup": (1.0, sup)}
         if self.mixup and self.cfg.alpha > 0:
             x_mix, c_mix, m_mix = self.mix(ctx, batch)
-            out["sr"] = (self.cfg.alpha, l2_norm_loss(E.encode(ctx.image(x_mix)), c_mix, m_mix))
+            out["sr"] = (self.cfg.alpha, l2_norm_loss(E.encode(ctx.image(x_mix)), c_mix, m_mix))  # eq (6)
         return out
 
     def mix(self, ctx: StepContext, batch: Batch):
@@ -75,8 +76,8 @@ class EncoderOnly(Method):
         partner = torch.from_numpy(labeled_pairs(keys)).to(batch.labeled.device)
         x, c, m = batch.labeled, batch.labeled_codes, batch.labeled_mask
         lx = lam[:, None, None, None]
-        x_mix = lx * x + (1.0 - lx) * x[partner]
-        c_mix = lam[:, None] * c + (1.0 - lam[:, None]) * c[partner]
+        x_mix = lx * x + (1.0 - lx) * x[partner]  # eq (5)
+        c_mix = lam[:, None] * c + (1.0 - lam[:, None]) * c[partner]  # eq (5)
         m_mix = m & m[partner] if m is not None else None
         return x_mix, c_mix, m_mix
 
