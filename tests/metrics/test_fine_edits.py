@@ -68,6 +68,8 @@ class StubFine:
             cls[:, 1] = 1 - cls[:, 1]
         if self.g_bug == "c_to_zero":        # G loses the coarse factor
             cls[:, 2] = 0
+        if self.g_bug == "b_copies_a":       # G draws b as the a it is asked for
+            cls[:, 1] = cls[:, 0]
         return _image(cls, coarse)
 
 
@@ -113,6 +115,23 @@ def test_a_generator_that_loses_the_coarse_factor():
     assert r["coarse_kept_abs_err"] == pytest.approx(np.mean(c) / 2)   # |0 - c| / (3 - 1)
     assert r["coarse_kept_exact"] == pytest.approx(np.mean(c == 0))
     assert r["edited_abs_err"] == 0.0
+
+
+def test_a_generator_that_draws_b_like_a():
+    # images round robin: even positions get a edited (to 1 - a), odd ones b (to 1 - b)
+    r = _stub_report("b_copies_a", n=40, seed=4)
+    cls = FlatGrid().classes(held_out_indices(StubFine(), FlatGrid(), 40, 4))
+    a, b = cls[:, 0], cls[:, 1]
+    edit_a, edit_b = np.arange(40) % 2 == 0, np.arange(40) % 2 == 1
+    f = r["factors"]
+    # a edited: G draws b = 1 - a, which misses the kept b where a == b
+    assert f["b"]["kept_when_other_factor_edited"]["abs_err"] == pytest.approx(np.mean((a == b)[edit_a]))
+    # b edited to 1 - b: G draws b = a, which misses the request where a == b
+    assert f["b"]["edited"]["abs_err"] == pytest.approx(np.mean((a == b)[edit_b]))
+    # nothing edited: G draws b = a, which misses where a != b
+    assert f["b"]["reconstruction"]["abs_err"] == pytest.approx(np.mean(a != b))
+    assert np.mean((a == b)[edit_a]) != np.mean(a != b)  # the draw tells an edit from a reconstruction
+    assert f["a"]["edited"]["abs_err"] == 0.0 and f["a"]["kept_when_other_factor_edited"]["abs_err"] == 0.0
 
 
 def test_held_out_images_are_outside_the_labelled_subset_and_seeded():
@@ -213,9 +232,15 @@ def test_evaluate_writes_fine_edits(fine_run, loaded, tmp_path, capsys):
         assert label in printed
 
 
-def test_evaluate_refuses_no_edit_images(fine_run, tmp_path, capsys):
+@pytest.mark.parametrize("args,message", [
+    (["--edit-images", "0"], "--edit-images must be in [1, 100000], got 0"),
+    (["--edit-images", "100001"], "--edit-images must be in [1, 100000], got 100001"),
+    (["--skip", "dci"], "--skip and --inception choose among"),
+    (["--inception"], "--skip and --inception choose among"),
+])
+def test_evaluate_refuses_options_a_semi_fine_run_cannot_use(fine_run, tmp_path, capsys, args, message):
     out = tmp_path / "m.json"
-    assert main(["evaluate", str(fine_run), "--out", str(out), "--edit-images", "0"]) == 2
+    assert main(["evaluate", str(fine_run), "--out", str(out), "--oracle-steps", "10", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--edit-images must be at least 1" in err[0]
+    assert len(err) == 1 and message in err[0], err
     assert not out.exists() and not (tmp_path / "edit_examples.png").exists()

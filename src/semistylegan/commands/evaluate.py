@@ -130,8 +130,11 @@ def _run_fine(args, run_) -> int:
     from semistylegan.metrics.report import write_metrics_json
     from semistylegan.viz import save_png
 
-    if args.edit_images < 1:
-        raise UserError(f"--edit-images must be at least 1, got {args.edit_images}")
+    if not 1 <= args.edit_images <= 100_000:
+        raise UserError(f"--edit-images must be in [1, 100000], got {args.edit_images}")
+    if args.skip or args.inception:
+        raise UserError("--skip and --inception choose among the encoder and generator metrics, "
+                        "which a semi-fine run does not get (it is scored by editing)")
     out = _out_path(args)
     report, picture = fine_edit_report(run_, args.edit_images, args.seed, args.oracle_steps)
     report["note"] = "semi-fine: E_fine reads the fine factors only and G starts from a real image; scored by editing"
