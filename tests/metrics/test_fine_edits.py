@@ -47,8 +47,8 @@ class StubFine:
     """A semi-fine method whose E_fine reads a, b exactly and whose G draws the scene it is asked
     for, taking c from its coarse input; `g_bug` changes what G draws."""
 
-    fine_idx = [0, 1]
-    fine_names = ["a", "b"]
+    fine_idx = (0, 1)
+    fine_names = ("a", "b")
     input_res = 4
     z_dim = 2
     cfg = SimpleNamespace(labeled_fraction=0.25, seed=0)
