@@ -177,7 +177,8 @@ def fine_edit_metrics(method, nets, dataset, oracle, n: int = 300, seed=0, devic
             row["edited"] = err(o_edit[sel], wanted[sel], k)
             row["kept_when_other_factor_edited"] = err(o_edit[~sel], true_cls[~sel], k)
             row["E_fine_read_error"] = float(np.mean(np.abs(read[:, j] - true[:, k])))
-            row["E_fine_on_edit_vs_request"] = float(np.mean(np.abs(e_edit[sel, j] - target[sel])))
+            row["E_fine_on_edit_vs_request"] = (float(np.mean(np.abs(e_edit[sel, j] - target[sel]))) if sel.any()
+                                                else float("nan"))
             row["E_fine_on_reconstruction_vs_read"] = float(np.mean(np.abs(e_recon[:, j] - read[:, j])))
         else:
             row["kept_when_fine_factor_edited"] = err(o_edit, true_cls, k)
