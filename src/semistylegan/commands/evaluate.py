@@ -65,7 +65,7 @@ def run(args) -> int:
     if args.samples < 100:
         raise UserError(f"--samples must be at least 100, got {args.samples}")
     run_ = load_run(args.run_dir, device=args.device)
-    if getattr(run_.method, "fine_idx", None):  # semi-fine reads only its fine factors: its own report, below
+    if run_.method.coarse_input:  # semi-fine reads only its fine factors: its own report, below
         return _run_fine(args, run_)
     out = _out_path(args)
     dataset = run_.dataset()

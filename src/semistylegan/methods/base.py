@@ -132,6 +132,7 @@ class Method:
     identified_codes: bool = False         # E's codes are the factor codes (L2 applies)
     conditional_generator: bool = False    # G takes the factor codes (MIG-gen, L2-gen, factor traversals)
     prior_samples: bool = False            # G samples images from its prior (realism metrics apply)
+    coarse_input: bool = False             # G starts from a real image's downsample (fine-grained edits)
     fields: tuple[str, ...] = ()           # the method-specific config fields it reads (config.opt(method=True))
 
     def __init__(self, cfg, dataset_info: dict):

@@ -84,6 +84,7 @@ class SemiStyleGANFine(SemiStyleGAN):
     name = "semi-fine"
     display_name = "Semi-StyleGAN-fine"
     ema_networks = ("G",)
+    coarse_input = True
     fields = SemiStyleGAN.fields + ("fine_factors", "fine_input_res", "fine_head_res", "coarse_skip", "input_const",
                                     "hue_jitter")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
