@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from semistylegan.data.factors import FactorSpace
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay
 from semistylegan.metrics.l2 import l2
 from semistylegan.metrics.mig import mig_per_factor
 
@@ -61,7 +61,7 @@ def generator_metrics(generate: Generate, factor_space: FactorSpace, oracle, num
     names = list(factor_space.names)
     migs, l2s, mig_pf, mae_pf = [], [], [], []
     features = None
-    rs = utils.as_random_state(int(seed))
+    rs = replay.as_random_state(int(seed))
     for r in range(int(repeats)):
         classes = factor_space.sample_classes(int(num_samples), rs)
         codes = factor_space.classes_to_code(classes)

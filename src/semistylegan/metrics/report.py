@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay
 from semistylegan.metrics.beta_vae import beta_vae_score
 from semistylegan.metrics.dci import dci
 from semistylegan.metrics.factor_vae import factor_vae_score
@@ -101,9 +101,9 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
     dci_test = int(dci_test) if dci_test is not None else REPORT_DEFAULTS["dci_test"]
     out, settings = {}, {"num_train": int(num_samples), "num_test": num_test, "seed": int(seed), "batch_size": 16}
     t = time.time()
-    stream = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
-    codes_train, factors_train = utils.generate_batch_factor_code(stream, int(num_samples), 16)
-    codes_test, factors_test = utils.generate_batch_factor_code(stream, num_test, 16)
+    stream = replay.FactorStream(dataset, encode, replay.as_random_state(seed), encode_batch_size)
+    codes_train, factors_train = replay.generate_batch_factor_code(stream, int(num_samples), 16)
+    codes_test, factors_test = replay.generate_batch_factor_code(stream, num_test, 16)
     timings["encode_samples"] = time.time() - t
     names = list(dataset.factor_space.names)
 
@@ -125,9 +125,9 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
             ct, ft = codes_train[:dci_train], factors_train[:dci_train]
             ce, fe = codes_train[dci_train : dci_train + dci_test], factors_train[dci_train : dci_train + dci_test]
         else:
-            s2 = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
-            ct, ft = utils.generate_batch_factor_code(s2, dci_train, 16)
-            ce, fe = utils.generate_batch_factor_code(s2, dci_test, 16)
+            s2 = replay.FactorStream(dataset, encode, replay.as_random_state(seed), encode_batch_size)
+            ct, ft = replay.generate_batch_factor_code(s2, dci_train, 16)
+            ce, fe = replay.generate_batch_factor_code(s2, dci_test, 16)
         timed("dci", lambda: dci(ct, ft, ce, fe, seed=int(seed)))
         settings["dci"] = {"num_train": dci_train, "num_test": dci_test}
     if "factor_vae" in parts:
