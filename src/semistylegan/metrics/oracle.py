@@ -202,7 +202,9 @@ def _train(dataset, train_steps, batch_size, seed, lr, eval_samples, verbose) ->
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
     start = time.time()
     net.train()
-    for step in range(int(train_steps)):
+    from semistylegan import progress
+
+    for step in progress.bar(range(int(train_steps)), desc="training the oracle encoder", unit="step"):
         idx = _draw_indices(batch_size, candidates, len(dataset), rs, held_out=False)
         x = images_to_tensor(dataset.images(idx))
         y = torch.from_numpy(np.asarray(dataset.classes(idx), dtype=np.int64))
