@@ -113,3 +113,8 @@ def test_dataset_options_reach_training(tmp_path, capsys):
     assert main(common + ["--data-options", "colour=red", "--out", str(tmp_path / "bad")]) == 2
     assert "does not take the option(s): colour" in _one_line(capsys)
     assert not (tmp_path / "bad").exists()
+
+
+def test_config_cannot_be_combined_with_resume(tiny_run, tmp_path, capsys):
+    assert main(["train", "--config", str(tiny_run / "config.json"), "--resume", str(tiny_run)]) == 2
+    assert "--config cannot be combined with --resume" in _one_line(capsys)
