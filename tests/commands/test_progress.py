@@ -34,7 +34,8 @@ def test_train_bar_and_quiet(tmp_path, capsys):
 
 
 def test_evaluate_stages_oracle_bar_and_quiet(tiny_run, tmp_path, capsys):
-    common = ["evaluate", str(tiny_run), "--samples", "100", "--skip", "dci,factor_vae,beta_vae,sap,modularity,oracle_fid"]
+    common = ["evaluate", str(tiny_run), "--samples", "100",
+              "--skip", "dci,factor_vae,beta_vae,sap,modularity,oracle_fid"]
     out, err = _run(capsys, *common, "--oracle-steps", "12", "--out", str(tmp_path / "m1.json"))
     stages = STAGE.findall(err)
     assert len(stages) >= 5, err

@@ -13,7 +13,7 @@ from semistylegan.cli import main
 from semistylegan.editing import load_editor
 from semistylegan.errors import UserError
 
-FINE_SET = "fine_factors=orientation,scale"
+FINE_FACTORS = "orientation,scale"
 
 
 def _tiny_run(tmp_path_factory, method):
@@ -21,7 +21,7 @@ def _tiny_run(tmp_path_factory, method):
     if not list(path.glob("snapshot-*.pt")):
         args = ["train", "--preset", "tiny", "--method", method, "--kimg", "0.032", "--out", str(path), "--quiet"]
         if method == "semi-fine":
-            args += ["--set", FINE_SET, "--set", "coarse_skip=true", "--set", "input_const=true"]
+            args += ["--fine-factors", FINE_FACTORS, "--coarse-skip", "--input-const"]
         assert main(args) == 0
     return path
 

@@ -43,7 +43,7 @@ def add_parser(sub):
         shown = f"{meta['help']} (default {default})".replace("%", "%%")
         if default is dataclasses.MISSING:  # a table of options (data_options): KEY=VALUE, repeatable
             fields.add_argument(_flag(f.name), dest=f.name, action="append", default=None, metavar="KEY=VALUE",
-                                help=f"{meta['help']}; repeatable".replace("%", "%%"))
+                                help=meta["help"].replace("%", "%%"))
         elif kind is bool:
             fields.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=shown)
