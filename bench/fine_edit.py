@@ -97,7 +97,7 @@ def cmd_eval(args) -> int:
         print("expects a semi-fine run", file=sys.stderr)
         return 2
     cfg = run.cfg
-    ds = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
+    ds = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path, **cfg.data_options)
     t0 = time.time()
     oracle = get_oracle(ds, train_steps=args.oracle_steps, verbose=True)
     print(f"oracle ready in {time.time() - t0:.0f} s; held-out: "

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        from semistylegan import progress
+
+        progress.set_quiet(bool(getattr(args, "quiet", False)))  # per call: tests run several in one process
         result = args.func(args)
         return int(result or 0)
     except UserError as e:

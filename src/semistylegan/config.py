@@ -19,16 +19,19 @@ from dataclasses import dataclass, field
 
 from semistylegan.errors import UserError
 
-__all__ = ["TrainConfig", "PRESETS", "make_config", "opt", "method_fields", "REMOVED_FIELDS"]
+__all__ = ["TrainConfig", "PRESETS", "make_config", "opt", "method_fields", "REMOVED_FIELDS", "read_config_file"]
 
 
 def opt(default, help: str, *, low=None, high=None, low_open: bool = False, high_open: bool = False,
-        choices: tuple | None = None, method: bool = False, power_of_two: bool = False):
+        choices: tuple | None = None, method: bool = False, power_of_two: bool = False, factory=None):
     """A config field: its default, its one-line help, and its checks. low/high: the allowed
     range (closed unless low_open/high_open; numbers must also be finite); choices: the allowed
-    strings; method: only a method that lists it in `fields` may set it."""
+    strings; method: only a method that lists it in `fields` may set it; factory: the default's
+    maker for a table (dict) field, instead of `default`."""
     meta = dict(help=help, low=low, high=high, low_open=low_open, high_open=high_open, choices=choices,
                 method=method, power_of_two=power_of_two)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -45,6 +48,8 @@ class TrainConfig:
     preset: str = opt("dsprites-cpu32", "the named preset this config started from")
     dataset: str = opt("dsprites", "dataset name (docs/datasets.md lists them)")
     data_path: str | None = opt(None, "official dataset file or folder; none = procedural where possible")
+    data_options: dict = opt(None, "dataset options for make_dataset, e.g. a folder's {\"continuous\": [\"size\"], "
+                                   "\"bins\": 5} (--data-options KEY=VALUE, repeatable; docs/datasets.md)", factory=dict)
     resolution: int = opt(32, "training resolution (a power of two)", low=4, power_of_two=True)
     method: str = opt("semi", "semi (Semi-StyleGAN), info (Info-StyleGAN), semi-fine, or a baseline")
     labeled_fraction: float = opt(0.01, "eta: the fraction of images whose codes training may see", low=0.0, high=1.0)
@@ -167,6 +172,11 @@ class TrainConfig:
     def from_dict(cls, d: dict, source: str = "config") -> "TrainConfig":
         """A saved config (config.json, a snapshot's, a --config file). Method options that older
         versions kept under `extra` become fields; a removed field at its "off" value is dropped."""
+        return cls(**cls.normalise(d, source))
+
+    @classmethod
+    def normalise(cls, d: dict, source: str = "config") -> dict:
+        """The fields of a saved (possibly partial) config, checked and converted as from_dict does."""
         d = dict(d)
         extra = d.pop("extra", None) or {}
         if not isinstance(extra, dict):
@@ -189,7 +199,7 @@ class TrainConfig:
             raise UserError(f"{source}: unknown field(s): {', '.join(unknown)}")
         for key, value in d.items():
             d[key] = _coerce(types[key], value, source)
-        return cls(**d)
+        return d
 
     def validate(self) -> "TrainConfig":
         from semistylegan.methods import METHOD_CLASSES, method_class
@@ -211,6 +221,10 @@ class TrainConfig:
 
 def _coerce(f: dataclasses.Field, value, source: str):
     """A saved value of the field's type (JSON has no tuples; ints may stand for floats)."""
+    if f.default_factory is dict:  # a table of options (data_options)
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise UserError(f"{source}: field {f.name} must be a table of options, got {value!r}")
+        return dict(value)
     default = f.default
     kind = type(default) if default is not None else float
     if value is None and default is None:
@@ -322,9 +336,11 @@ from semistylegan.methods.presets import PRESETS as _BASELINE_PRESETS  # noqa: E
 PRESETS.update(_BASELINE_PRESETS)
 
 
-def make_config(preset: str | None = None, **overrides) -> TrainConfig:
-    """Defaults <- preset <- explicit overrides (None values are ignored). An explicit override of
-    a method-specific field the method does not use is refused in one line."""
+def make_config(preset: str | None = None, file_values: dict | None = None, **overrides) -> TrainConfig:
+    """Defaults <- preset <- file_values (a config file's fields, TrainConfig.normalise'd; None kept)
+    <- explicit overrides (None values are ignored). An explicit override of a method-specific
+    field the method does not use is refused in one line (a config file may hold every field, as
+    a run's config.json does)."""
     from semistylegan.methods import METHOD_CLASSES, method_class
 
     name = preset or TrainConfig.preset
@@ -332,6 +348,7 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
         raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(sorted(PRESETS))}")
     given = {k: v for k, v in overrides.items() if v is not None}
     values = dict(PRESETS[name])
+    values.update(file_values or {})
     values.update(given)
     values["preset"] = name
     method = values.get("method", TrainConfig.method)
@@ -344,13 +361,52 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     return TrainConfig.from_dict(values, source=f"preset {name}").validate()
 
 
+def read_config_file(path) -> dict:
+    """The fields a config file sets (TOML or JSON, any of the fields of a run's config.json),
+    checked and converted by TrainConfig.normalise: an unknown field or a value of the wrong type
+    is a UserError naming it."""
+    import json
+    import os
+
+    name = os.fspath(path)
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in (".toml", ".json"):
+        raise UserError(f"{name}: a config file is .toml or .json")
+    try:
+        with open(name, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise UserError(f"{name}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{name}: unreadable ({e})") from None
+    try:
+        if suffix == ".json":
+            values = json.loads(text)
+        else:
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                try:
+                    import tomli as tomllib
+                except ModuleNotFoundError:
+                    raise UserError("reading TOML config files needs Python >= 3.11 (tomllib) or the 'tomli' "
+                                    "package; a .json config works everywhere") from None
+            values = tomllib.loads(text)
+    except ValueError as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise UserError(f"{name}: not valid {suffix[1:].upper()} ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{name}: expected a table of config fields, got {type(values).__name__}")
+    return TrainConfig.normalise(values, source=name)
+
+
 def options_markdown() -> str:
     """The README's option table, from the fields."""
     rows = ["| option | default | what it sets |", "|---|---|---|"]
     for f in dataclasses.fields(TrainConfig):
         if f.name == "preset":
             continue
-        rows.append(f"| `--{f.name.replace('_', '-').lower()}` | `{f.default}` | {f.metadata['help']} |")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        rows.append(f"| `--{f.name.replace('_', '-').lower()}` | `{default}` | {f.metadata['help']} |")
     return "\n".join(rows) + "\n"
 
 

@@ -29,7 +29,7 @@ class LoadedRun:
     device: torch.device
 
     def dataset(self) -> ImageDataset:
-        return make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path)
+        return make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path, **self.cfg.data_options)
 
 
 def load_run(run_dir_or_snapshot: str | Path, device: str | torch.device = "cpu",

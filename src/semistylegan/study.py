@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semistylegan import progress
 from semistylegan.errors import UserError
 
 __all__ = ["Cell", "Study", "load_study", "parse_study", "run_study", "evaluate_cell", "summarise", "partition",
@@ -380,7 +381,7 @@ def _validate_configs(study: Study, check: _Checker, validate_methods: bool):
                     from semistylegan.data import make_dataset
 
                     try:
-                        infos[key] = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path).info()
+                        infos[key] = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path, **cfg.data_options).info()
                     except UserError:
                         infos[key] = None   # data not here (yet): the run will say so; configs are still checked
                 if infos[key] is not None:
@@ -522,8 +523,9 @@ def cell_result(out: Path, cell: Cell) -> dict | None:
         return None
 
 
-def run_cell(study: Study, cell: Cell, out: Path, log=print) -> dict:
-    """Train (or resume) one cell, evaluate it, write its result.json."""
+def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = False) -> dict:
+    """Train (or resume) one cell, evaluate it, write its result.json. `show_bar`: the training
+    bar on stderr (kimg of this cell); off in parallel workers, whose bars would overwrite each other."""
     from semistylegan.checkpoint import list_snapshots, load_snapshot
 
     d = cell_dir(out, cell)
@@ -531,7 +533,8 @@ def run_cell(study: Study, cell: Cell, out: Path, log=print) -> dict:
     cfg = cell.config(study.top)
     Trainer = _study_trainer_class()
     t0 = time.time()
-    trainer = Trainer(cfg, d, progress=False)
+    trainer = Trainer(cfg, d, progress=show_bar)
+    trainer.progress_label = f"cell {cell.index + 1}/{len(study.cells)}"
     snaps = list_snapshots(d)
     resumed = 0.0
     if snaps:
@@ -548,6 +551,7 @@ def run_cell(study: Study, cell: Cell, out: Path, log=print) -> dict:
            "train_seconds": round(train_seconds, 1)}
     if result["status"] == "done":
         t1 = time.time()
+        progress.stage(f"study: evaluating cell {cell.index + 1}/{len(study.cells)} ({cell.cell_id})")
         row.update(evaluate_cell(trainer.method, trainer.eval_nets, trainer.dataset, study.metrics, trainer.device,
                                  seed=cell.seed))
         row["eval_seconds"] = round(time.time() - t1, 1)
@@ -577,8 +581,11 @@ def run_study(study: Study, out: str | os.PathLike, max_cells: int | None = None
             continue
         if max_cells is not None and ran >= max_cells:
             break
+        done = sum((cell_result(out, c) or {}).get("status") == "done" for c in study.cells)
+        progress.stage(f"study: {done} of {len(study.cells)} cells done; next: cell {cell.index + 1} ({cell.cell_id})"
+                       + (f", worker {worker}" if worker is not None else ""))
         try:
-            run_cell(study, cell, out, log)
+            run_cell(study, cell, out, log, show_bar=worker is None)
         except UserError:
             raise
         except Exception as e:  # keep an overnight study going; the cell is recorded as failed
@@ -607,6 +614,8 @@ def run_parallel(study_path: Path, study: Study, out: Path, devices: list[str], 
                "--worker", str(i), "--num-workers", str(len(devices))]
         if retry_failed:
             cmd.append("--retry-failed")
+        if progress.is_quiet():
+            cmd.append("--quiet")
         procs.append(subprocess.Popen(cmd, env=env))
         log(f"worker {i} on {'GPU ' + dev if dev != 'cpu' else 'CPU'}: pid {procs[-1].pid}")
     codes = [p.wait() for p in procs]

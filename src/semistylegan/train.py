@@ -58,10 +58,13 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
+        self.progress_label: str | None = None  # the bar's description (a study names its cell)
         self.device = dist.init(cfg.device)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
-        self.dataset = dataset if dataset is not None else make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
+        if dataset is None:
+            dataset = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path, **cfg.data_options)
+        self.dataset = dataset
         if self.dataset.resolution != cfg.resolution:
             raise UserError(f"dataset resolution {self.dataset.resolution} differs from --resolution {cfg.resolution}")
         self.labeled = LabeledSubset(self.dataset, cfg.labeled_fraction, seed=cfg.seed)
@@ -206,12 +209,15 @@ class Trainer:
         return labeled_grid(imgs, len(rows), steps, row_labels=[fs.names[r] for r in rows],
                             scale=max(1, 64 // self.cfg.resolution))
 
-    def write_grid(self, name: str | None = None):
+    def write_grid(self, name: str | None = None, writer=None):
+        """The traversal grid as PNGs, and as an image in TensorBoard when `writer` is given."""
         if not dist.is_main() or not self.method.has_generator:
             return
         img = self.traversal_image()
         save_png(img, self.run_dir / (name or f"traversal-{self.cur_nimg // 1000:06d}k.png"))
         save_png(img, self.run_dir / "traversal.png")
+        if writer is not None:
+            writer.add_image("traversal", np.asarray(img.convert("RGB")), self.cur_nimg, dataformats="HWC")
 
     def quick_metrics(self) -> dict:
         """Cheap metrics for the log: encoder MIG and L2 on held-out real images."""
@@ -232,10 +238,10 @@ class Trainer:
         writer = _tensorboard(self.run_dir) if main else None
         bar = None
         if main and self.progress:
-            from tqdm import tqdm
+            from semistylegan import progress
 
-            bar = tqdm(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True,
-                       dynamic_ncols=True, desc=f"{cfg.method} {cfg.dataset}{cfg.resolution}")
+            bar = progress.bar(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True, leave=True,
+                               desc=self.progress_label or f"{cfg.method} {cfg.dataset}{cfg.resolution}")
 
         def crossed(interval_kimg: float, before: int) -> bool:
             if interval_kimg <= 0:
@@ -273,14 +279,14 @@ class Trainer:
                                              "G": f"{self.last_stats.get('G/gan', 0):.2f}"})
                 done = self.cur_nimg >= total
                 if crossed(cfg.grid_kimg, before) or done:
-                    self.write_grid()
+                    self.write_grid(writer=writer)
                 if (crossed(cfg.metrics_kimg, before) or done) and main and self.method.has_encoder:
                     m = {"step": self.step, "kimg": self.cur_nimg / 1000, **self.quick_metrics()}
                     with open(self.run_dir / "metrics-train.jsonl", "a") as f:
                         f.write(json.dumps(m) + "\n")
                     if writer is not None:
                         for k, v in m.items():
-                            if isinstance(v, float):
+                            if isinstance(v, float) and k != "kimg":
                                 writer.add_scalar(f"metrics/{k}", v, self.cur_nimg)
                     result["metrics"] = m
                 if crossed(cfg.snapshot_kimg, before) or done:

@@ -24,6 +24,7 @@ def add_parser(sub):
     p.add_argument("--oracle-steps", type=int, default=None, help="training steps of the oracle encoder (default: the library's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--edit-images", type=int, default=300, help="semi-fine runs: held-out images edited (default 300)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars on stderr")
     p.set_defaults(func=run)
 
 
@@ -64,6 +65,9 @@ def run(args) -> int:
 
     if args.samples < 100:
         raise UserError(f"--samples must be at least 100, got {args.samples}")
+    from semistylegan import progress
+
+    progress.stage(f"evaluate: loading {args.run_dir}")
     run_ = load_run(args.run_dir, device=args.device)
     if run_.method.coarse_input:  # semi-fine reads only its fine factors: its own report, below
         return _run_fine(args, run_)
@@ -141,6 +145,9 @@ def _run_fine(args, run_) -> int:
         raise UserError("--skip and --inception choose among the encoder and generator metrics, "
                         "which a semi-fine run does not get (it is scored by editing)")
     out = _out_path(args)
+    from semistylegan import progress
+
+    progress.stage(f"evaluate: editing {args.edit_images} held-out images (the oracle reads the edits)")
     report, picture = fine_edit_report(run_, args.edit_images, args.seed, args.oracle_steps)
     report["note"] = "semi-fine: E_fine reads the fine factors only and G starts from a real image; scored by editing"
     report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,

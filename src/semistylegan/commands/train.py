@@ -23,10 +23,13 @@ def add_parser(sub):
 
     p = sub.add_parser("train", help="train a model", description=__doc__)
     a = p.add_argument
+    a("--config", default=None, metavar="FILE",
+      help="config file (.toml or .json) with any of the fields of a run's config.json; the flags here override it")
     a("--preset", default=None, help="named preset (see the README's preset table); default dsprites-cpu32")
     a("--out", default=None, help="run directory to create (default runs/<dataset>-<method>-...)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     a("--no-progress", action="store_true", help="no progress bar")
+    a("--quiet", action="store_true", help="no progress bar or progress lines on stderr")
     a("--dry-run", action="store_true", help="print the configuration and exit")
     # One flag per config field, its help from the field (config.opt); unset flags leave the
     # preset's value.
@@ -38,7 +41,10 @@ def add_parser(sub):
         kind = type(default) if default is not None else (str if f.name == "data_path" else float)
         meta = f.metadata
         shown = f"{meta['help']} (default {default})".replace("%", "%%")
-        if kind is bool:
+        if default is dataclasses.MISSING:  # a table of options (data_options): KEY=VALUE, repeatable
+            fields.add_argument(_flag(f.name), dest=f.name, action="append", default=None, metavar="KEY=VALUE",
+                                help=meta["help"].replace("%", "%%"))
+        elif kind is bool:
             fields.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=shown)
         else:
@@ -53,8 +59,39 @@ def _given(args) -> dict:
 
     from semistylegan.config import TrainConfig
 
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if f.name != "preset" and getattr(args, f.name, None) is not None}
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if f.name != "preset" and getattr(args, f.name, None) is not None}
+    if "data_options" in given:
+        given["data_options"] = _options(given["data_options"], _flag("data_options"))
+    return given
+
+
+def _options(pairs: list[str], flag: str) -> dict:
+    """KEY=VALUE strings -> {KEY: VALUE parsed as JSON when it is JSON, else the text}."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UserError(f"{flag} expects KEY=VALUE, got '{pair}'")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _config_from_file(args, given: dict):
+    """Defaults <- preset (--preset, else the file's) <- the file's fields <- the flags given here
+    (data_options: the flags' keys added to the file's)."""
+    from semistylegan.config import make_config, read_config_file
+
+    values = read_config_file(args.config)
+    preset = args.preset or values.pop("preset", None)
+    values.pop("preset", None)
+    if "data_options" in given and "data_options" in values:
+        given["data_options"] = {**values["data_options"], **given["data_options"]}
+    return make_config(preset, file_values=values, **given)
 
 
 def _default_out(cfg) -> Path:
@@ -75,6 +112,8 @@ def run(args) -> int:
     from semistylegan.config import TrainConfig, make_config
 
     given = _given(args)
+    if args.resume and args.config:
+        raise UserError("--config cannot be combined with --resume (the run continues with its own config.json)")
     if args.resume:
         run_dir = Path(args.resume)
         if not run_dir.is_dir() or not (run_dir / "config.json").is_file():
@@ -95,7 +134,7 @@ def run(args) -> int:
         if args.out and Path(args.out) != run_dir:
             raise UserError("--out cannot be combined with --resume (the run continues in its own directory)")
     else:
-        cfg = make_config(args.preset, **given)
+        cfg = _config_from_file(args, given) if args.config else make_config(args.preset, **given)
         run_dir = Path(args.out) if args.out else _default_out(cfg)
         if run_dir.exists() and (run_dir.is_file() or _is_run(run_dir)):
             raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")

@@ -186,7 +186,7 @@ class SemiStyleGANFine(SemiStyleGAN):
             from semistylegan.data import make_dataset
             from semistylegan.data.dataset import images_to_tensor
 
-            ds = make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path)
+            ds = make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path, **self.cfg.data_options)
             idx = np.random.RandomState(self.cfg.seed + 4242).randint(len(ds), size=1)
             self._reference = images_to_tensor(ds.images(idx))
         return self._reference.to(device)
