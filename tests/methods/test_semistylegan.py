@@ -151,7 +151,7 @@ def test_reconstruction_option_reaches_g_only_and_equals_l1_to_the_labelled_imag
         out = nets["G"](batch.labeled_codes, replay.randn(cfg.batch, cfg.z_dim))
     err = (out - batch.labeled).abs().mean(dim=(1, 2, 3))
     assert torch.allclose(got, err[1:].mean(), rtol=1e-4, atol=1e-6)
-    assert float(got) > 0
+    assert float(got.detach()) > 0
     # Info-StyleGAN has no labels to reconstruct; a bad weight is refused
     with pytest.raises(UserError, match=r"^--method info does not use --recon$"):
         make_config("tiny", method="info", labeled_fraction=0.0, recon=1.0)

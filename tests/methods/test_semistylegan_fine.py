@@ -1,4 +1,5 @@
-"""Semi-StyleGAN-fine: networks (shapes, gradients, what depends on what) and the method."""
+"""Semi-StyleGAN-fine, the method: its fields, what G sees in training, L_sup and the reconstruction
+on the fine factors only, the encode/generate interfaces. The networks: tests/nets/test_fine.py."""
 import numpy as np
 import pytest
 import torch
@@ -8,136 +9,19 @@ from semistylegan.errors import UserError
 from semistylegan.methods import StepContext, build_method
 from semistylegan.methods.base import Batch
 from semistylegan.methods.semistylegan_fine import resolve_fine_factors
-from semistylegan.nets.fine import FineDiscriminator, FineGenerator, box_downsample, rotate_hue
 
 SHAPES_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
 
 
-def _gen(res=32, inp=16, ch=3, f=3):
-    torch.manual_seed(0)
-    return FineGenerator(f, 8, 32, res, ch, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=inp)
 
 
-@pytest.mark.parametrize("res,inp,ch", [(32, 16, 3), (64, 16, 1), (64, 32, 3), (16, 8, 3)])
-def test_generator_shapes(res, inp, ch):
-    G = _gen(res, inp, ch)
-    img = torch.rand(5, ch, res, res) * 2 - 1
-    out = G(torch.rand(5, 3), torch.randn(5, 8), img)
-    assert out.shape == (5, ch, res, res)
-    assert torch.isfinite(out).all()
-    # synthesis starts at the coarse resolution: no 4x4/8x8 blocks below it
-    assert G.synthesis.start_resolution == inp
-    assert len(G.synthesis.blocks) == int(np.log2(res // inp)) + 1
-    # one image broadcasts to every code
-    out1 = G(torch.rand(5, 3), torch.randn(5, 8), img[:1])
-    assert out1.shape == out.shape
-
-
-def test_generator_rejects_bad_input_resolution():
-    with pytest.raises(ValueError):
-        _gen(32, 32)
-    with pytest.raises(ValueError):
-        _gen(32, 12)
-
-
-def test_generator_sees_only_the_downsample():
-    G = _gen(32, 16)
-    g = torch.Generator().manual_seed(1)
-    img = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
-    # a zero-mean 2x2 pattern in every box leaves the box downsample unchanged
-    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(16, 16) * 0.3
-    other = img + pattern
-    assert torch.allclose(box_downsample(img, 16), box_downsample(other, 16), atol=1e-6)
-    c, z = torch.rand(3, 3, generator=g), torch.randn(3, 8, generator=g)
-    assert torch.allclose(G(c, z, img), G(c, z, other), atol=1e-5)
-    # ... and also the downsample itself works as input
-    assert torch.allclose(G(c, z, img), G(c, z, box_downsample(img, 16)), atol=1e-5)
-    # but a different coarse image, a different c_fine or z change the output
-    coarse_change = img.clone()
-    coarse_change[:, :, :8, :8] += 0.5
-    assert (G(c, z, coarse_change) - G(c, z, img)).abs().max() > 1e-3
-    assert (G(1 - c, z, img) - G(c, z, img)).abs().max() > 1e-3
-    assert (G(c, -z, img) - G(c, z, img)).abs().max() > 1e-3
-
-
-def test_coarse_skip_adds_the_upsampled_input_to_the_output():
-    torch.manual_seed(0)
-    plain = _gen(res=32, inp=8)
-    torch.manual_seed(0)
-    skip = FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=8,
-                         coarse_skip=True)
-    skip.load_state_dict(plain.state_dict())  # the same parameters: the option adds none
-    c, z, img = torch.rand(2, 3), torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
-    with torch.no_grad():
-        diff = skip(c, z, img) - plain(c, z, img)
-    up = box_downsample(img, 8)
-    for _ in range(2):  # 8 -> 16 -> 32 through the skip path's bilinear upsampling
-        up = torch.nn.functional.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
-    assert torch.allclose(diff, up, atol=1e-5)
+def test_coarse_skip_field_reaches_the_generator_and_is_type_checked():
     assert _method({"coarse_skip": True}).build_networks()["G"].coarse_skip
-    with pytest.raises(UserError, match="coarse_skip must be true or false"):
+    assert not _method().build_networks()["G"].coarse_skip
+    with pytest.raises(UserError, match=r"^preset tiny: field coarse_skip must be true or false, got 'yes'$"):
         _method({"coarse_skip": "yes"})
-
-
-def test_skip_gray_adds_the_upsampled_channel_mean():
-    torch.manual_seed(0)
-    plain = _gen(res=32, inp=8)
-    gray = FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=8,
-                         coarse_skip=True, skip_gray=True)
-    gray.load_state_dict(plain.state_dict())
-    c, z, img = torch.rand(2, 3), torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
-    with torch.no_grad():
-        diff = gray(c, z, img) - plain(c, z, img)
-    up = box_downsample(img, 8).mean(dim=1, keepdim=True)
-    for _ in range(2):
-        up = torch.nn.functional.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
-    assert torch.allclose(diff, up.expand(-1, 3, -1, -1), atol=1e-5)
-    with pytest.raises(ValueError, match="skip_gray needs coarse_skip"):
-        FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, input_resolution=8, skip_gray=True)
-    assert _method({"coarse_skip": True, "skip_gray": True}).build_networks()["G"].skip_gray
-    with pytest.raises(UserError, match="skip_gray needs coarse_skip=true"):
-        _method({"skip_gray": True})
-
-
-def test_coarse_inject_adds_the_upsampled_input_to_each_blocks_features():
-    torch.manual_seed(0)
-    plain = _gen(res=32, inp=8)
-    inj = FineGenerator(3, 8, 32, 32, 3, channel_base=512, channel_max=32, mapping_layers=2, input_resolution=8,
-                        coarse_inject=True)
-    missing = inj.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert sorted(missing) == ["inject.0.bias", "inject.0.weight", "inject.1.bias", "inject.1.weight"]
-    assert [tuple(m.weight.shape) for m in inj.inject] == [(32, 3, 1, 1), (16, 3, 1, 1)]  # at 16 and 32
-    c, z, img = torch.rand(2, 3), torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
-    with torch.no_grad():  # zero at the start: G begins as without it
-        assert torch.allclose(inj(c, z, img), plain(c, z, img), atol=1e-6)
-        for m in inj.inject:
-            m.weight.normal_()
-            m.bias.normal_()
-    # what each upper block's second conv gets: its upsampling conv's output plus the 1x1 conv
-    # of the bilinear upsample of the 8x8 box downsample to the block's resolution
-    seen = {}
-    hooks = [blk.conv0.register_forward_hook(lambda mod, a, out, i=i: seen.__setitem__(("conv0", i), out))
-             for i, blk in enumerate(inj.synthesis.blocks) if i > 0]
-    hooks += [blk.conv1.register_forward_hook(lambda mod, a, out, i=i: seen.__setitem__(("conv1", i), a[0]))
-              for i, blk in enumerate(inj.synthesis.blocks)]
-    with torch.no_grad():
-        out = inj(c, z, img)
-    for h in hooks:
-        h.remove()
-    small = box_downsample(img, 8)
-    for i, res in [(1, 16), (2, 32)]:
-        up = torch.nn.functional.interpolate(small, size=(res, res), mode="bilinear", align_corners=False)
-        w = inj.inject[i - 1].weight[:, :, 0, 0] * inj.inject[i - 1].weight_gain
-        want = seen[("conv0", i)] + torch.einsum("oc,nchw->nohw", w, up) + inj.inject[i - 1].bias[None, :, None, None]
-        assert torch.allclose(seen[("conv1", i)], want, atol=1e-5)
-    assert not torch.allclose(out, plain(c, z, img), atol=1e-3)
-    # trained like the rest of G; the method passes the option through and checks its type
-    inj(c, z, img).square().mean().backward()
-    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in inj.inject)
-    assert _method({"coarse_inject": True}).build_networks()["G"].inject is not None
-    assert _method({}).build_networks()["G"].inject is None
-    with pytest.raises(UserError, match="coarse_inject must be true or false"):
-        _method({"coarse_inject": "on"})
+    with pytest.raises(UserError, match=r"^--method semi does not use --coarse-skip$"):
+        make_config("tiny", coarse_skip=True)
 
 
 def test_input_const_gives_the_generator_position():
@@ -155,49 +39,8 @@ def test_input_const_gives_the_generator_position():
         G.input_const.zero_()  # without it the interior of a uniform input is uniform too
         inner = G(c, z, flat)[..., 6:10, 6:10]
     assert spread > 1e-3 and float((inner - inner.mean(dim=(2, 3), keepdim=True)).abs().max()) < 1e-5
-    with pytest.raises(UserError, match="input_const must be true or false"):
+    with pytest.raises(UserError, match="field input_const must be true or false, got 1"):
         _method({"input_const": 1})
-
-
-def test_coarse_gray_sees_luminance_only():
-    m = _method({"coarse_gray": True}, resolution=16)
-    G = m.build_networks()["G"]
-    img = torch.rand(2, 3, 16, 16) * 2 - 1
-    small = box_downsample(img, 8)
-    luma = 0.299 * small[:, 0] + 0.587 * small[:, 1] + 0.114 * small[:, 2]
-    seen = G.coarse(img)
-    assert seen.shape == (2, 3, 8, 8) and all(torch.allclose(seen[:, k], luma, atol=1e-6) for k in range(3))
-    # two images of the same luminance and different colours give the same output
-    c, z = torch.rand(2, 3), torch.randn(2, m.z_dim)
-    other = img.clone()
-    other[:, 0], other[:, 1] = img[:, 0] + 0.587 * 0.1, img[:, 1] - 0.299 * 0.1
-    with torch.no_grad():
-        assert torch.allclose(G(c, z, img), G(c, z, other), atol=1e-5)
-        assert not torch.allclose(G(c, z, img), G(c, z, img.flip(-1)), atol=1e-3)
-    assert not _method({}, resolution=16).build_networks()["G"].coarse_gray
-    # a one-channel dataset has no colours to drop: refused, not silently ignored
-    gray = {"name": "dsprites", "resolution": 16, "channels": 1, "num_images": 737280,
-            "factors": {"names": ["shape", "scale", "orientation", "posX", "posY"], "sizes": [3, 6, 40, 32, 32]}}
-    cfg = make_config("tiny", method="semi-fine", resolution=16, extra={"coarse_gray": True, "fine_factors": "scale"})
-    with pytest.raises(UserError, match="coarse_gray needs a colour dataset \\(3 channels\\); dsprites has 1"):
-        build_method(cfg, gray)
-
-
-def test_rotate_hue():
-    img = torch.rand(3, 3, 8, 8) * 2 - 1
-    out = rotate_hue(img, torch.tensor([0.0, 2 * np.pi / 3, 1.0]))
-    assert torch.equal(out[0], img[0])  # angle 0: unchanged
-    assert torch.allclose(out[1], img[1][[2, 0, 1]], atol=1e-6)  # a third of a turn: (B, R, G)
-    assert torch.allclose(out.mean(dim=1), img.mean(dim=1), atol=1e-6)  # the gray component stays
-    gray = torch.full((1, 3, 2, 2), 0.3)
-    assert torch.allclose(rotate_hue(gray, torch.tensor([2.0])), gray, atol=1e-6)
-    assert not torch.allclose(out[2], img[2], atol=1e-2)
-    # invertible: rotating back by the opposite angle returns the image; commutes with the downsample
-    assert torch.allclose(rotate_hue(out, -torch.tensor([0.0, 2 * np.pi / 3, 1.0])), img, atol=1e-5)
-    ang = torch.tensor([0.5, 1.5, 2.5])
-    assert torch.allclose(box_downsample(rotate_hue(img, ang), 4), rotate_hue(box_downsample(img, 4), ang), atol=1e-6)
-    with pytest.raises(ValueError, match="RGB"):
-        rotate_hue(torch.zeros(1, 1, 4, 4), torch.zeros(1))
 
 
 def test_hue_jitter_rotates_what_g_sees_in_training_only():
@@ -240,51 +83,11 @@ def test_hue_jitter_rotates_what_g_sees_in_training_only():
     # without the option nothing is rotated
     _, plain, real_p, labeled_p = step(_method({"recon": 1.0}, resolution=16))
     assert all(any(torch.equal(src, ref) for ref in (real_p, labeled_p)) for src in plain)
-    gray = {"name": "dsprites", "resolution": 16, "channels": 1, "num_images": 737280,
-            "factors": {"names": ["shape", "scale", "orientation", "posX", "posY"], "sizes": [3, 6, 40, 32, 32]}}
-    cfg = make_config("tiny", method="semi-fine", resolution=16, extra={"hue_jitter": True, "fine_factors": "scale"})
+    cfg = make_config("tiny", method="semi-fine", resolution=16, hue_jitter=True, fine_factors="scale")
     with pytest.raises(UserError, match="hue_jitter needs a colour dataset \\(3 channels\\); dsprites has 1"):
-        build_method(cfg, gray)
-    with pytest.raises(UserError, match="hue_jitter must be true or false"):
+        build_method(cfg, DSPRITES_INFO)
+    with pytest.raises(UserError, match="field hue_jitter must be true or false, got 'yes'"):
         _method({"hue_jitter": "yes"})
-
-
-def test_generator_gradients_reach_every_parameter():
-    G = _gen(32, 16)
-    img = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)
-    c = torch.rand(4, 3, requires_grad=True)
-    out = G(c, torch.randn(4, 8), img)
-    (out * torch.randn_like(out)).sum().backward()
-    for name, p in G.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, name
-    assert c.grad.abs().sum() > 0 and img.grad.abs().sum() > 0
-
-
-def test_discriminator_fine_head():
-    torch.manual_seed(0)
-    D = FineDiscriminator(3, 64, 3, channel_base=512, channel_max=32, mbstd_group=4, head_resolution=32)
-    x = torch.rand(4, 3, 64, 64) * 2 - 1
-    logits, codes = D(x)
-    assert logits.shape == (4,) and codes.shape == (4, 3)
-    assert torch.allclose(D.encode(x), codes, atol=1e-6)
-    # E(x) of one image does not depend on its batch
-    assert torch.allclose(D.encode(x[1:2]), codes[1:2], atol=1e-5)
-    # E reads the input of the 32x32 block: blocks at and below 32 and the epilogue do not matter
-    with torch.no_grad():
-        for p in D.blocks["32"].parameters():
-            p.add_(1.0)
-        for p in D.fc.parameters():
-            p.mul_(-1.0)
-    assert torch.allclose(D.encode(x), codes, atol=1e-6)
-    assert not torch.allclose(D(x)[0], logits)
-    # the head's gradient reaches the trunk above 32x32 only
-    D.zero_grad()
-    D.encode(x).sum().backward()
-    assert D.blocks["64"].conv0.weight.grad.abs().sum() > 0
-    assert D.blocks["32"].conv0.weight.grad is None
-    with pytest.raises(ValueError):
-        FineDiscriminator(3, 64, 3, head_resolution=4)
 
 
 def test_resolve_fine_factors():
@@ -302,11 +105,17 @@ def test_resolve_fine_factors():
         resolve_fine_factors("dsprites", ["shape", "scale"])
 
 
-def _method(extra, resolution=32, **options):
-    info = {"name": "shapes3d", "resolution": resolution, "channels": 3, "num_images": 480000,
-            "factors": {"names": SHAPES_NAMES, "sizes": [10, 10, 10, 8, 4, 15]}}
-    cfg = make_config("tiny", method="semi-fine", dataset="shapes3d", resolution=resolution, extra=extra, **options)
-    return build_method(cfg, info)
+SHAPES_INFO = {"name": "shapes3d", "channels": 3, "num_images": 480000,
+               "factors": {"names": SHAPES_NAMES, "sizes": [10, 10, 10, 8, 4, 15]}}
+DSPRITES_INFO = {"name": "dsprites", "resolution": 16, "channels": 1, "num_images": 737280,
+                 "factors": {"names": ["shape", "scale", "orientation", "posX", "posY"], "sizes": [3, 6, 40, 32, 32]}}
+
+
+def _method(fields=None, resolution=32, **options):
+    """A semi-fine method on 3DShapes' factors; `fields` and `options` are config fields."""
+    cfg = make_config("tiny", method="semi-fine", dataset="shapes3d", resolution=resolution, **(fields or {}),
+                      **options)
+    return build_method(cfg, {**SHAPES_INFO, "resolution": resolution})
 
 
 def test_method_options_and_bad_options():
@@ -315,10 +124,31 @@ def test_method_options_and_bad_options():
     m = _method({"fine_factors": "object_hue", "fine_input_res": 8, "fine_head_res": 16})
     assert m.fine_idx == [2] and m.input_res == 8 and m.head_res == 16
     assert _method({}, resolution=16).input_res == 8
-    with pytest.raises(UserError, match="fine_input_res"):
+    with pytest.raises(UserError, match=r"^semi-fine: --fine-input-res must be a power of two in \[4, 16\], got 32$"):
         _method({"fine_input_res": 32})
-    with pytest.raises(UserError, match="unknown option"):
+    with pytest.raises(UserError, match=r"^semi-fine: --fine-head-res must be a power of two in \[8, 32\], got 12$"):
+        _method({"fine_head_res": 12})
+    with pytest.raises(UserError, match=r"^--fine-input-res must be >= 0, got -8$"):
+        _method({"fine_input_res": -8})
+    with pytest.raises(UserError, match=r"unknown field\(s\): fine_factor$"):
         _method({"fine_factor": "x"})
+    with pytest.raises(UserError, match=r"^unknown fine factor 'floor'; factors are: floor_hue, "):
+        _method({"fine_factors": "floor"})
+
+
+def test_mapping_layers_take_the_configured_lr_multiplier():
+    """semi-fine's mapping network uses cfg.mapping_lr_mul, as Semi-StyleGAN's does (it used to
+    keep MappingNetwork's default 0.01)."""
+    from semistylegan.nets.layers import EqualLinear
+
+    for lr_mul in (0.05, 0.01):
+        G = _method(resolution=16, mapping_lr_mul=lr_mul).build_networks()["G"]
+        assert len(G.mapping.layers) == 2  # the tiny preset's mapping_layers
+        for m in G.mapping.layers:
+            assert m.lr_mul == lr_mul and m.weight_gain == pytest.approx(lr_mul / m.weight.shape[1] ** 0.5)
+    # the code embedding and the rest of G keep lr_mul 1 (StyleGAN's layout)
+    assert all(m.lr_mul == 1.0 for name, m in G.named_modules()
+               if isinstance(m, EqualLinear) and not name.startswith("mapping.layers"))
 
 
 def test_train_step_updates_and_uses_fine_factors_only():
@@ -339,20 +169,39 @@ def test_train_step_updates_and_uses_fine_factors_only():
         assert name in ctx.stats and np.isfinite(ctx.stats[name]), name
     for k, v in nets.items():
         assert any(not torch.equal(a, b) for a, b in zip(before[k], v.parameters())), k
-    # L_sup compares only the fine columns: changing the coarse columns leaves it unchanged
-    D = nets["D"]
-    with torch.no_grad():
-        pred = D.encode(labeled)
-    from semistylegan.methods.base import l2_norm_loss
 
-    b1 = Batch(real, labeled, codes, mask, n, nl)
-    codes2 = codes.clone()
-    codes2[:, 3:] = 1 - codes2[:, 3:]
-    b2 = Batch(real, labeled, codes2, mask, n, nl)
-    c1, m1 = m._fine_labels(b1)
-    c2, m2 = m._fine_labels(b2)
-    assert torch.equal(c1, c2) and torch.equal(m1, m2)
-    assert float(l2_norm_loss(pred, c1, m1)) == float(l2_norm_loss(pred, c2, m2))
+
+def test_sup_term_is_the_norm_over_the_fine_columns_only():
+    """L_sup (eq 3) of semi-fine by hand: mean over the labelled images of the L2 norm of
+    E_fine(x) - c over the known fine factors (wall_hue and orientation, columns 1 and 5); the
+    coarse columns hold values far off the grid and unknown flags, and count nothing."""
+    m = _method({"fine_factors": "orientation,wall_hue"}, resolution=16)
+    assert m.fine_idx == [1, 5]
+    torch.manual_seed(0)
+    nets = m.build_networks()
+    n = 4
+    gen = torch.Generator().manual_seed(3)
+    real = torch.rand(n, 3, 16, 16, generator=gen) * 2 - 1
+    labeled = torch.rand(n, 3, 16, 16, generator=gen) * 2 - 1
+    codes = torch.rand(n, 6, generator=gen)
+    codes[:, [0, 2, 3, 4]] = 7.0  # coarse columns: nonsense that would dominate any norm over them
+    mask = torch.ones(n, 6, dtype=torch.bool)
+    mask[:, 3] = False
+    mask[2, 5] = False  # image 2's orientation is unknown: only its wall_hue counts
+    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), m.build_optimizers(nets), step=0)
+    terms = m.d_phase_terms(ctx, nets, Batch(real, labeled, codes, mask, n, n), do_r1=False)
+    weight, got = terms["sup"]
+    assert weight == m.w["beta"] == 1.0  # beta defaults to gamma (1 in the tiny preset)
+    with torch.no_grad():
+        pred = nets["D"].encode(labeled)  # (n, 2): wall_hue, orientation
+    assert pred.shape == (n, 2)
+    want = []
+    for i in range(n):
+        sq = (pred[i, 0] - codes[i, 1]) ** 2
+        if i != 2:
+            sq = sq + (pred[i, 1] - codes[i, 5]) ** 2
+        want.append(float(sq) ** 0.5)
+    assert float(got.detach()) == pytest.approx(np.mean(want), rel=1e-5)
 
 
 def test_reconstruction_term_reaches_g_only_and_skips_partly_labelled_images():
@@ -393,7 +242,7 @@ def test_reconstruction_term_reaches_g_only_and_skips_partly_labelled_images():
     assert "recon" not in _method({}, resolution=16).g_phase_terms(
         StepContext(np.random.default_rng(0), torch.device("cpu"), opts, step=0), nets,
         Batch(real, labeled, codes, mask, n, n))
-    with pytest.raises(UserError, match="recon must be a non-negative number"):
+    with pytest.raises(UserError, match=r"^--recon must be >= 0.0, got -1$"):
         _method({"recon": -1})
 
 
