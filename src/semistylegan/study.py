@@ -461,7 +461,7 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
         if want_fid:
             nf = int(metrics["fid_samples"])
             classes = fs.sample_classes(nf, rs)
-            if name == "infogan-cr":   # its prior: codes uniform in [0, 1] (-> [-1, 1] inside)
+            if method.cfg.method == "infogan-cr":   # its prior: codes uniform in [0, 1] (-> [-1, 1] inside)
                 codes = rs.uniform(0, 1, size=(nf, K)).astype(np.float32)
             else:
                 codes = fs.classes_to_code(classes).astype(np.float32)
