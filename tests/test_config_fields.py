@@ -127,8 +127,8 @@ def test_each_method_takes_the_fields_it_lists():
         eta = 0.01 if cls.uses_labels else 0.0
         given = {f: getattr(defaults, f) for f in cls.fields}
         given = {f: v for f, v in given.items() if v is not None}
-        make_config("tiny", method=name, labeled_fraction=eta, dataset="shapes3d" if name == "semi-fine" else "dsprites",
-                    **given)
+        dataset = "shapes3d" if name == "semi-fine" else "dsprites"
+        make_config("tiny", method=name, labeled_fraction=eta, dataset=dataset, **given)
     assert used == specific
     assert {"fine_factors", "coarse_skip", "input_const", "hue_jitter"} <= set(method_class("semi-fine").fields)
     assert not {"beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard"} & set(method_class("info").fields)
@@ -145,7 +145,8 @@ def test_each_method_takes_the_fields_it_lists():
     (dict(g_beta2=1.0), "--g-beta2 must be < 1.0, got 1"),
     (dict(lr=float("-inf")), "--lr must be a finite number, got -inf"),
     (dict(device="tpu"), "--device must be one of auto, cpu, cuda, got 'tpu'"),
-    (dict(labeled_fraction=0.0), "--method semi needs labels: use --labeled-fraction > 0, or --method info for eta = 0"),
+    (dict(labeled_fraction=0.0),
+     "--method semi needs labels: use --labeled-fraction > 0, or --method info for eta = 0"),
 ])
 def test_validate_checks_ranges_from_the_field_metadata(overrides, message):
     with pytest.raises(UserError) as e:

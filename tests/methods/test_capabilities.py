@@ -52,6 +52,6 @@ def test_traversed_factors():
     info = {"name": "shapes3d", "resolution": 16, "channels": 3, "num_images": 480000,
             "factors": {"names": ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"],
                         "sizes": [10, 10, 10, 8, 4, 15]}}
-    fine = build_method(make_config("tiny", method="semi-fine", dataset="shapes3d", fine_factors="orientation,wall_hue"),
-                        info)
+    cfg = make_config("tiny", method="semi-fine", dataset="shapes3d", fine_factors="orientation,wall_hue")
+    fine = build_method(cfg, info)
     assert fine.traversed_factors() == [1, 5]  # the fine factors only, in storage order
