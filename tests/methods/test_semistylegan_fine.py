@@ -205,8 +205,6 @@ def test_sup_term_is_the_norm_over_the_fine_columns_only():
 
 
 def test_reconstruction_term_reaches_g_only_and_skips_partly_labelled_images():
-    from semistylegan.methods.base import set_requires_grad
-
     m = _method({"recon": 2.5}, resolution=16)
     torch.manual_seed(0)
     nets = m.build_networks()
@@ -216,8 +214,7 @@ def test_reconstruction_term_reaches_g_only_and_skips_partly_labelled_images():
     labeled = torch.rand(n, 3, 16, 16) * 2 - 1
     codes = torch.rand(n, 6)
     mask = torch.ones(n, 6, dtype=torch.bool)
-    set_requires_grad(nets["D"], False)
-    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), opts, step=0)
+    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), opts, step=0)  # D left trainable
     terms = m.g_phase_terms(ctx, nets, Batch(real, labeled, codes, mask, n, n))
     weight, value = terms["recon"]
     assert weight == 2.5 and torch.isfinite(value) and value > 0
