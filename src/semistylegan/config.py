@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from semistylegan.errors import UserError
@@ -45,7 +47,7 @@ class TrainConfig:
     cond_gan: float = 0.0               # Weight of a pair (projection) real/fake head on the labelled
                                         # pairs of J vs (G(c', z), c'); not in SPEC.md, 0 = off.
     r1_gamma: float = 10.0              # R1 weight (penalty r1_gamma / 2 * |grad|^2).
-    r1_interval: int = 16               # Lazy R1: every this many steps (0 = never).
+    r1_interval: int = 16               # Lazy R1: every this many steps (>= 1; r1_gamma 0 turns R1 off).
     # Networks.
     z_dim: int = 32                     # Nuisance noise dimensions.
     w_dim: int = 64                     # Style vector dimensions.
@@ -153,7 +155,52 @@ class TrainConfig:
             raise UserError(f"config has unknown keys: {', '.join(sorted(unknown))}")
         return cls(**d)
 
+    # Every numeric field's range, checked in one place: name -> (low, high, low inclusive, high inclusive).
+    # None bounds are open; a field whose default is None may also be None (= derived). kimg must also
+    # cover one batch (checked below the table), so a run always trains at least one step.
+    RANGES = {
+        "labeled_fraction": (0, 1, True, True), "gamma": (0, None, True, False), "gamma_G": (0, None, True, False),
+        "gamma_E": (0, None, True, False), "beta": (0, None, True, False), "alpha": (0, None, True, False),
+        "alpha_E": (0, None, True, False), "mixup_xi": (0, None, False, False), "fake_classes": (0, None, True, False),
+        "encoder_noise": (0, None, True, False), "cond_gan": (0, None, True, False), "r1_gamma": (0, None, True, False),
+        "r1_interval": (1, None, True, False), "z_dim": (1, None, True, False), "w_dim": (1, None, True, False),
+        "mapping_layers": (1, None, True, False), "mapping_lr_mul": (0, None, False, False),
+        "channel_base": (1, None, True, False), "channel_max": (1, None, True, False),
+        "mbstd_group": (1, None, True, False), "batch": (1, None, True, False), "labeled_batch": (1, None, True, False),
+        "lr": (0, None, False, False), "g_beta1": (0, 1, True, False), "g_beta2": (0, 1, True, False),
+        "d_beta1": (0, 1, True, False), "d_beta2": (0, 1, True, False), "ema_kimg": (0, None, True, False),
+        "ema_rampup": (0, None, True, False), "kimg": (0, None, False, False), "seed": (0, 2**63 - 1, True, True),
+        "snapshot_kimg": (0, None, True, False), "grid_kimg": (0, None, True, False),
+        "metrics_kimg": (0, None, True, False), "metrics_samples": (1, None, True, False),
+        "keep_snapshots": (1, None, True, False), "log_every": (1, None, True, False), "resolution": (4, 4096, True, True),
+    }
+
+    def _check_types_and_ranges(self):
+        """Each field has its declared type (config.json may have been edited) and each number its range."""
+        kinds = {"int": numbers.Integral, "float": numbers.Real, "str": str, "bool": bool, "dict": dict}
+        declared = {f.name: str(f.type).split(" | ") for f in dataclasses.fields(self)}
+        for name, types in declared.items():
+            v = getattr(self, name)
+            if v is None and "None" in types:
+                continue
+            if not isinstance(v, kinds.get(types[0], object)) or (isinstance(v, bool) and types[0] != "bool"):
+                raise UserError(f"{name} must be of type {types[0]}, got {type(v).__name__} {v!r:.60}")
+        for name, (low, high, low_in, high_in) in self.RANGES.items():
+            v = getattr(self, name, None)  # None: derived, or a field this version does not have
+            if v is None:
+                continue
+            fits = (low is None or (v >= low if low_in else v > low)) and (high is None or (v <= high if high_in else v < high))
+            if not (math.isfinite(v) and fits):  # also refuses NaN and inf
+                bounds = [f"{'>=' if low_in else '>'} {low}"] if low is not None else []
+                bounds += [f"{'<=' if high_in else '<'} {high}"] if high is not None else []
+                what = "an integer" if declared[name][0] == "int" else "a finite number"
+                raise UserError(f"{name} must be {what} {' and '.join(bounds)}, got {v}")
+        if self.kimg * 1000 < self.batch:
+            raise UserError(f"kimg {self.kimg:g} is less than one batch of {self.batch} images ({self.batch / 1000:g} kimg); "
+                            "a run trains at least one step")
+
     def validate(self) -> "TrainConfig":
+        self._check_types_and_ranges()
         if self.method not in METHODS:
             raise UserError(f"unknown method '{self.method}'; choose one of: {', '.join(METHODS)}")
         if not (0.0 <= self.labeled_fraction <= 1.0):
