@@ -63,8 +63,8 @@ def load_snapshot(path: str | os.PathLike, map_location="cpu") -> dict:
     except Exception as e:  # truncated, corrupt, not a torch file, unsafe pickle
         raise UserError(f"{path} is not a readable snapshot: {_what_is_wrong(path, e)}.") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise UserError(f"{path} is not a readable snapshot: it is not a snapshot of this program "
-                        f"(a PyTorch file without the '{FORMAT}' tag).")
+        raise UserError(f"{path} is not a semistylegan snapshot: it is a PyTorch file, but not a snapshot of this "
+                        f"program (no '{FORMAT}' tag).")
     return obj
 
 

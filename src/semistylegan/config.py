@@ -191,10 +191,12 @@ class TrainConfig:
                 continue
             fits = (low is None or (v >= low if low_in else v > low)) and (high is None or (v <= high if high_in else v < high))
             if not (math.isfinite(v) and fits):  # also refuses NaN and inf
-                bounds = [f"{'>=' if low_in else '>'} {low}"] if low is not None else []
-                bounds += [f"{'<=' if high_in else '<'} {high}"] if high is not None else []
                 what = "an integer" if declared[name][0] == "int" else "a finite number"
-                raise UserError(f"{name} must be {what} {' and '.join(bounds)}, got {v}")
+                if high is None:
+                    bounds = f"{'>=' if low_in else '>'} {low}"
+                else:
+                    bounds = f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+                raise UserError(f"{name} must be {what} {bounds}, got {v}")
         if self.kimg * 1000 < self.batch:
             raise UserError(f"kimg {self.kimg:g} is less than one batch of {self.batch} images ({self.batch / 1000:g} kimg); "
                             "a run trains at least one step")

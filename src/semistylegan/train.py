@@ -128,6 +128,8 @@ class Trainer:
         *.pt.bad (kept for inspection, out of the way of the snapshots to come). Returns a one-line
         note for the user, empty when the newest snapshot was loaded."""
         path, snap, problems = newest_intact_snapshot(self.run_dir)
+        if path is None and not (self.run_dir / "config.json").is_file():
+            raise UserError(f"{self.run_dir}: not a semistylegan run directory (no config.json, no snapshot)")
         if path is None:
             return (f"{self.run_dir} has no snapshot yet (the run stopped before its first one), "
                     "so it starts again from step 0.")

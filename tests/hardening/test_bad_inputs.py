@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from semistylegan import dist
@@ -29,6 +30,7 @@ def runs(tmp_path_factory):
         "notobject": lambda d: (d / "config.json").write_text("[1, 2]\n"),
         "truncated": lambda d: list_snapshots(d)[-1].write_bytes(list_snapshots(d)[-1].read_bytes()[:5000]),
         "foreign": lambda d: list_snapshots(d)[-1].write_bytes(b"PNG? no, just some bytes"),
+        "untagged": lambda d: torch.save({"networks": {}}, list_snapshots(d)[-1]),
     }.items():
         shutil.copytree(run, root / name)
         change(root / name)
@@ -59,7 +61,7 @@ TRAIN = ["train", "--preset", "tiny", "--no-progress", "--out", "out"]
 CASES = [
     # issue 24, 5: tracebacks before
     (TRAIN + ["--kimg", "inf"], "kimg must be a finite number > 0, got inf"),
-    (TRAIN + ["--seed", "-1"], "seed must be an integer >= 0"),
+    (TRAIN + ["--seed", "-1"], "seed must be an integer in [0, 9223372036854775807], got -1"),
     (TRAIN + ["--z-dim", "-1"], "z_dim must be an integer >= 1, got -1"),
     (["train", "--resume", "{runs}/wrongtype"], "config.json: unreadable (batch must be of type int, got str '32')"),
     (["train", "--resume", "{runs}/notobject"], "it must hold a JSON object"),
@@ -92,8 +94,8 @@ CASES = [
     (TRAIN + ["--labeled-batch", "-2"], "labeled_batch must be an integer >= 1"),
     (TRAIN + ["--gamma", "-1"], "gamma must be a finite number >= 0"),
     (TRAIN + ["--r1-gamma", "inf"], "r1_gamma must be a finite number >= 0"),
-    (TRAIN + ["--g-beta1", "1"], "g_beta1 must be a finite number >= 0 and < 1"),
-    (TRAIN + ["--resolution", "8192"], "resolution must be an integer >= 4 and <= 4096"),
+    (TRAIN + ["--g-beta1", "1"], "g_beta1 must be a finite number in [0, 1), got 1.0"),
+    (TRAIN + ["--resolution", "8192"], "resolution must be an integer in [4, 4096], got 8192"),
     (TRAIN + ["--resolution", "12"], "resolution must be a power of two"),
     (TRAIN + ["--set", "keep_snapshots=0"], "keep_snapshots must be an integer >= 1"),
     (TRAIN + ["--set", "log_every=0"], "log_every must be an integer >= 1"),
@@ -111,8 +113,9 @@ CASES = [
     (["generate", "{runs}/truncated", "--out", "g.png"], "is not a readable snapshot: it is truncated at byte 5000"),
     (["traverse", "{runs}/foreign", "--out", "t.png"], "it is not a snapshot of this program"),
     (["train", "--resume", "{runs}/truncated", "--kimg", "1"], "truncated at byte 5000"),
+    (["generate", "{runs}/untagged", "--out", "g.png"], "is a PyTorch file, but not a snapshot of this program"),
     # refused before this issue, kept refused
-    (TRAIN + ["--labeled-fraction", "1.5"], "labeled_fraction must be a finite number >= 0 and <= 1"),
+    (TRAIN + ["--labeled-fraction", "1.5"], "labeled_fraction must be a finite number in [0, 1], got 1.5"),
     (TRAIN + ["--kimg", "abc"], "invalid float value"),
     (["train", "--preset", "nope", "--out", "out"], "unknown preset"),
     (TRAIN + ["--method", "nope"], "unknown method"),

@@ -305,8 +305,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     # POST -------------------------------------------------------------------------------
     def do_POST(self):
-        if self._refuse_host():
-            return None
         path = self.path.split("?", 1)[0]
         routes = {"/api/render": "json", "/api/traverse": "json", "/api/upload": "raw"}
         if path not in routes:
@@ -325,6 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
             # Refused without reading the body; the connection is closed.
             what = "upload" if routes[path] == "raw" else "request"
             return self._error(413, f"{what} too large ({n} bytes; at most {limit})", close=True)
+        if self._refuse_host():  # before the body is read (framing errors above are answered first)
+            return None
         try:
             data = self.rfile.read(n)
         except OSError:
