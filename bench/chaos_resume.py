@@ -166,7 +166,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--steps", type=int, default=24)
-    ap.add_argument("--random-kills", type=int, default=3, help="kills at random moments per trial (plus two mid-write)")
+    ap.add_argument("--random-kills", type=int, default=3,
+                    help="kills at random moments per trial (plus the two aimed at snapshot writes)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the first trial (then +1 per trial)")
     args = ap.parse_args()
     from semistylegan.data import make_dataset
@@ -177,8 +178,8 @@ def main():
         for i in range(args.trials):
             row = chaos_trial(Path(tmp), dataset, args.seed + i, args.steps, args.random_kills, timeout=600.0)
             rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "differences"} | {"differences": row["differences"][:5]}),
-                  flush=True)
+            shown = {k: v for k, v in row.items() if k != "differences"} | {"differences": row["differences"][:5]}
+            print(json.dumps(shown), flush=True)
     print(json.dumps({"trials": len(rows), "kills": sum(r["kills"] for r in rows),
                       "kills_in_snapshot_write": sum(r["kills_in_snapshot_write"] for r in rows),
                       "kills_before_first_snapshot": sum(r["kills_before_first_snapshot"] for r in rows),

@@ -18,8 +18,8 @@ import torch
 
 from semistylegan.errors import UserError
 
-__all__ = ["atomic_save", "load_snapshot", "atomic_write_text", "list_snapshots", "latest_snapshot", "newest_intact_snapshot",
-           "remove_stale_temp_files", "FORMAT"]
+__all__ = ["atomic_save", "load_snapshot", "atomic_write_text", "list_snapshots", "latest_snapshot",
+           "newest_intact_snapshot", "remove_stale_temp_files", "FORMAT"]
 
 FORMAT = "semistylegan-snapshot-v1"
 _SNAP = re.compile(r"^snapshot-(\d+)\.pt$")
@@ -96,7 +96,8 @@ def remove_stale_temp_files(run_dir: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def newest_intact_snapshot(run_dir: str | os.PathLike, map_location="cpu") -> tuple[Path | None, dict | None, list[str]]:
+def newest_intact_snapshot(run_dir: str | os.PathLike,
+                           map_location="cpu") -> tuple[Path | None, dict | None, list[str]]:
     """The newest snapshot of a run that loads, and the one-sentence problems of the newer ones
     that do not (newest first). (None, None, []) when the run has no snapshot; a UserError when
     it has snapshots and none of them loads."""

@@ -172,7 +172,8 @@ class TrainConfig:
         "ema_rampup": (0, None, True, False), "kimg": (0, None, False, False), "seed": (0, 2**63 - 1, True, True),
         "snapshot_kimg": (0, None, True, False), "grid_kimg": (0, None, True, False),
         "metrics_kimg": (0, None, True, False), "metrics_samples": (1, None, True, False),
-        "keep_snapshots": (1, None, True, False), "log_every": (1, None, True, False), "resolution": (4, 4096, True, True),
+        "keep_snapshots": (1, None, True, False), "log_every": (1, None, True, False),
+        "resolution": (4, 4096, True, True),
     }
 
     def _check_types_and_ranges(self):
@@ -189,7 +190,8 @@ class TrainConfig:
             v = getattr(self, name, None)  # None: derived, or a field this version does not have
             if v is None:
                 continue
-            fits = (low is None or (v >= low if low_in else v > low)) and (high is None or (v <= high if high_in else v < high))
+            fits = ((low is None or (v >= low if low_in else v > low))
+                    and (high is None or (v <= high if high_in else v < high)))
             if not (math.isfinite(v) and fits):  # also refuses NaN and inf
                 what = "an integer" if declared[name][0] == "int" else "a finite number"
                 if high is None:
@@ -198,8 +200,8 @@ class TrainConfig:
                     bounds = f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
                 raise UserError(f"{name} must be {what} {bounds}, got {v}")
         if self.kimg * 1000 < self.batch:
-            raise UserError(f"kimg {self.kimg:g} is less than one batch of {self.batch} images ({self.batch / 1000:g} kimg); "
-                            "a run trains at least one step")
+            raise UserError(f"kimg {self.kimg:g} is less than one batch of {self.batch} images "
+                            f"({self.batch / 1000:g} kimg); a run trains at least one step")
 
     def validate(self) -> "TrainConfig":
         self._check_types_and_ranges()

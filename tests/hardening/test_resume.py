@@ -21,8 +21,8 @@ def dataset():
 
 
 def _cfg(steps, **kw):
-    return make_config("tiny", **{"kimg": steps * STEP_KIMG, "snapshot_kimg": STEP_KIMG, "grid_kimg": 0.0, "log_every": 1,
-                                  "metrics_kimg": 2 * STEP_KIMG, "metrics_samples": 64, **kw})
+    return make_config("tiny", **{"kimg": steps * STEP_KIMG, "snapshot_kimg": STEP_KIMG, "grid_kimg": 0.0,
+                                  "log_every": 1, "metrics_kimg": 2 * STEP_KIMG, "metrics_samples": 64, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,8 @@ def test_damaged_newest_snapshot_falls_back_to_the_newest_intact_one(tmp_path, d
     newest = list_snapshots(run_dir)[-1]
     assert newest.name == "snapshot-00000004.pt"
     data = newest.read_bytes()
-    newest.write_bytes({"truncate": data[: len(data) * 2 // 3], "garbage": b"GIF89a" + bytes(100), "empty": b""}[damage])
+    damaged = {"truncate": data[: len(data) * 2 // 3], "garbage": b"GIF89a" + bytes(100), "empty": b""}
+    newest.write_bytes(damaged[damage])
     size = newest.stat().st_size
     # Lines the run logged after its last good snapshot: a stopped run redoes those steps.
     assert _steps(run_dir / "stats.jsonl")[-1] == 4

@@ -150,7 +150,8 @@ def run(args) -> int:
             print(f"semistylegan: note: {note}", file=sys.stderr, flush=True)
         if trainer.cur_nimg >= cfg.kimg * 1000:
             if dist.is_main():
-                print(f"{run_dir}: already trained to {trainer.cur_nimg / 1000:g} kimg; pass a larger --kimg to continue")
+                print(f"{run_dir}: already trained to {trainer.cur_nimg / 1000:g} kimg; "
+                      "pass a larger --kimg to continue")
             return 0
     result = trainer.run()
     if not dist.is_main():
