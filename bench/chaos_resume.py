@@ -130,6 +130,7 @@ def chaos_trial(work_dir: Path, dataset, seed: int, steps: int = 24, random_kill
         if (run_dir / "config.json").is_file():
             report["resumes"] += 1
         die_at = before + arg if kind == "self_mid_write" else None
+        stale = set(run_dir.glob(".snapshot-*.tmp"))  # left by the previous kill; this child removes them
         proc = ctx.Process(target=_child, args=(str(run_dir), steps, dataset, die_at), daemon=True)
         proc.start()
         t0 = time.monotonic()
@@ -137,7 +138,7 @@ def chaos_trial(work_dir: Path, dataset, seed: int, steps: int = 24, random_kill
             while proc.is_alive() and time.monotonic() - t0 < arg:
                 time.sleep(0.005)
         elif kind == "at_temp_file":
-            while proc.is_alive() and time.monotonic() < t_end and not list(run_dir.glob(".snapshot-*.tmp")):
+            while proc.is_alive() and time.monotonic() < t_end and not set(run_dir.glob(".snapshot-*.tmp")) - stale:
                 time.sleep(0.001)
         if kind != "finish" and proc.is_alive():
             os.kill(proc.pid, signal.SIGKILL)
@@ -149,7 +150,7 @@ def chaos_trial(work_dir: Path, dataset, seed: int, steps: int = 24, random_kill
         killed = proc.exitcode == -signal.SIGKILL
         if killed:
             report["kills"] += 1
-            report["kills_in_snapshot_write"] += bool(list(run_dir.glob(".snapshot-*.tmp")))
+            report["kills_in_snapshot_write"] += bool(set(run_dir.glob(".snapshot-*.tmp")) - stale)
             report["kills_before_first_snapshot"] += not list_snapshots(run_dir)
         elif proc.exitcode != 0:
             report["children_failed"] += 1
