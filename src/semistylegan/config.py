@@ -192,13 +192,16 @@ class TrainConfig:
                 continue
             fits = ((low is None or (v >= low if low_in else v > low))
                     and (high is None or (v <= high if high_in else v < high)))
-            if not (math.isfinite(v) and fits):  # also refuses NaN and inf
-                what = "an integer" if declared[name][0] == "int" else "a finite number"
-                if high is None:
-                    bounds = f"{'>=' if low_in else '>'} {low}"
-                else:
+            if not math.isfinite(v):
+                raise UserError(f"{name} must be a finite number, got {v}")
+            if not fits:
+                if high is not None:
                     bounds = f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
-                raise UserError(f"{name} must be {what} {bounds}, got {v}")
+                elif declared[name][0] == "int":
+                    bounds = f"an integer {'>=' if low_in else '>'} {low}"
+                else:
+                    bounds = f"a {'non-negative' if low_in else 'positive'} number" if low == 0 else f"a number > {low}"
+                raise UserError(f"{name} must be {bounds}, got {v}")
         if self.kimg * 1000 < self.batch:
             raise UserError(f"kimg {self.kimg:g} is less than one batch of {self.batch} images "
                             f"({self.batch / 1000:g} kimg); a run trains at least one step")
