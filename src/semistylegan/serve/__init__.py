@@ -12,7 +12,10 @@ traversal grid. The JSON API behind it:
 Every value is checked (type, range, length; unknown fields refused), bodies are size-limited
 before they are read, and every failure is a JSON {"error": one line} with a 4xx status; an
 unexpected failure is logged on the server and reported as "internal error" (never a stack
-trace on the page). It binds 127.0.0.1 by default: the viewer has no authentication.
+trace on the page). It binds 127.0.0.1 by default: the viewer has no authentication. It answers
+only requests whose Host is the bound address, localhost or 127.0.0.1 (DNS rebinding), and serves
+many simultaneous clients: a thread per connection, a deep listen queue, and the model calls
+queued first come, first served behind one lock.
 """
 from __future__ import annotations
 
