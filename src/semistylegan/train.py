@@ -15,6 +15,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 
 from semistylegan import dist
-from semistylegan.checkpoint import FORMAT, atomic_save, atomic_write_text, latest_snapshot, list_snapshots, load_snapshot
+from semistylegan.checkpoint import (FORMAT, atomic_save, atomic_write_text, list_snapshots, newest_intact_snapshot,
+                                     remove_stale_temp_files)
 from semistylegan.config import TrainConfig
 from semistylegan.data import LabeledSubset, make_dataset
 from semistylegan.data.dataset import ImageDataset, images_to_tensor, tensor_to_images
@@ -129,6 +131,28 @@ class Trainer:
         _set_rng_state(self.data_rng, state["data_rng"])
         self.last_stats = dict(snap.get("stats", {}))
 
+    def resume(self) -> str:
+        """Continue the run in run_dir: load its newest intact snapshot, or start again from step 0
+        when the run stopped before its first one. Unreadable newer snapshots are renamed to
+        *.pt.bad (kept for inspection, out of the way of the snapshots to come). Returns a one-line
+        note for the user, empty when the newest snapshot was loaded."""
+        path, snap, problems = newest_intact_snapshot(self.run_dir)
+        if path is None and not (self.run_dir / "config.json").is_file():
+            raise UserError(f"{self.run_dir}: not a semistylegan run directory (no config.json, no snapshot)")
+        if path is None:
+            return (f"{self.run_dir} has no snapshot yet (the run stopped before its first one), "
+                    "so it starts again from step 0.")
+        self.load_state_dict(snap, source=str(path))
+        if not problems:
+            return ""
+        snaps = list_snapshots(self.run_dir)
+        bad = snaps[snaps.index(path) + 1:]
+        if dist.is_main():
+            for p in bad:
+                p.rename(p.with_name(p.name + ".bad"))
+        return (f"Resuming from {path.name}, the newest intact snapshot. " + " ".join(problems)
+                + f" Renamed to {', '.join(p.name + '.bad' for p in bad)}.")
+
     def save_snapshot(self):
         if not dist.is_main():
             return
@@ -233,9 +257,15 @@ class Trainer:
         main = dist.is_main()
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.run_dir)  # of writes a kill interrupted
+            # Lines a stopped run logged after its last snapshot are redone from it: drop them.
+            for log in ("stats.jsonl", "metrics-train.jsonl"):
+                _truncate_log(self.run_dir / log, self.step)
             atomic_write_text(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
             atomic_write_text(self.run_dir / "dataset.json", json.dumps(self.dataset.info(), indent=2) + "\n")
-        writer = _tensorboard(self.run_dir) if main else None
+        # TensorBoard's global step is cur_nimg; on a resume its events after the snapshot are purged.
+        writer = _tensorboard(self.run_dir, self.cur_nimg + 1 if (self.run_dir / "tensorboard").is_dir() else None) \
+            if main else None
         bar = None
         if main and self.progress:
             from semistylegan import progress
@@ -302,18 +332,38 @@ class Trainer:
         return result
 
 
-def _tensorboard(run_dir: Path):
+def _tensorboard(run_dir: Path, purge_step: int | None = None):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard not installed: stats.jsonl still has every number
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
 
-def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
-    """Train from scratch into run_dir, or continue the run in run_dir (resume=True)."""
-    trainer = Trainer(cfg, run_dir, progress=progress)
+def _truncate_log(path: Path, step: int):
+    """Keep the lines of a JSON-lines log up to `step` (and drop a line a kill cut short)."""
+    if not path.is_file():
+        return
+    kept, dropped = [], False
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+                continue
+        except (ValueError, KeyError, TypeError):
+            pass
+        dropped = True
+    if dropped:
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+          dataset: ImageDataset | None = None) -> dict:
+    """Train from scratch into run_dir, or continue the run in run_dir (resume=True; from its newest
+    intact snapshot, or from step 0 when it has none yet, with a one-line note on stderr)."""
+    trainer = Trainer(cfg, run_dir, dataset=dataset, progress=progress)
     if resume:
-        path = latest_snapshot(run_dir)
-        trainer.load_state_dict(load_snapshot(path), source=str(path))
+        note = trainer.resume()
+        if note and dist.is_main():
+            print(f"semistylegan: note: {note}", file=sys.stderr, flush=True)
     return trainer.run()

@@ -142,11 +142,15 @@ def _traversal(ds, rs, steps=10):
 def _preview(args) -> int:
     from semistylegan.data.imaging import save_grid
 
-    ds = _build(args)
-    rs = np.random.RandomState(args.seed)
     out = args.out or f"preview-{args.name}.png"
     if not out.lower().endswith(".png"):
         raise UserError(f"--out must name a .png file, got '{out}'")
+    if args.num < 1:
+        raise UserError(f"--num must be at least 1, got {args.num}")
+    if not (0 <= args.seed < 2**32):
+        raise UserError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
+    ds = _build(args)
+    rs = np.random.RandomState(args.seed)
     n = max(1, min(args.num, len(ds)))
     idx = np.sort(rs.choice(len(ds), size=n, replace=False))
     imgs = ds.images(idx)

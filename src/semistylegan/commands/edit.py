@@ -47,12 +47,15 @@ def _pil(img):
 def run(args) -> int:
     import numpy as np
 
+    from semistylegan.commands._common import check_out_path, check_truncation
     from semistylegan.editing import load_editor, load_images, parse_assignments
     from semistylegan.errors import UserError
     from semistylegan.viz import labeled_grid, save_png
 
-    if not (0.0 <= args.truncation <= 1.0):
-        raise UserError(f"--truncation must be in [0, 1], got {args.truncation}")
+    check_truncation(args.truncation)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out '{args.out}' is a file; edit writes into a folder")
+    check_out_path(args.out)
     values = parse_assignments(args.set) if args.set else None
     editor = load_editor(args.run, device=args.device)
     if values is not None:

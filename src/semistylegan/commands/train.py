@@ -118,11 +118,14 @@ def run(args) -> int:
         run_dir = Path(args.resume)
         if not run_dir.is_dir() or not (run_dir / "config.json").is_file():
             raise UserError(f"{run_dir}: not a semistylegan run directory (no config.json)")
+        path = run_dir / "config.json"
         try:
-            saved = json.loads((run_dir / "config.json").read_text())
+            saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"{run_dir / 'config.json'}: unreadable ({e})") from None
-        cfg = TrainConfig.from_dict(saved, source=str(run_dir / "config.json"))
+            raise UserError(f"{path}: unreadable ({e})") from None
+        if not isinstance(saved, dict):
+            raise UserError(f"{path}: unreadable (it must hold a JSON object of config fields)")
+        cfg = TrainConfig.from_dict(saved, source=str(path)).validate()
         if args.preset is not None and args.preset != cfg.preset:
             raise UserError(f"{run_dir} belongs to another config: preset {cfg.preset}, not {args.preset}")
         for name, value in given.items():
@@ -138,20 +141,24 @@ def run(args) -> int:
         run_dir = Path(args.out) if args.out else _default_out(cfg)
         if run_dir.exists() and (run_dir.is_file() or _is_run(run_dir)):
             raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
+    from semistylegan import dist
+
+    dist.check_batches_split(cfg)  # before anything is written, the same on every process
     if args.dry_run:
         print(json.dumps({"run_dir": str(run_dir), **cfg.to_dict()}, indent=2))
         return 0
 
-    from semistylegan import dist
-    from semistylegan.checkpoint import latest_snapshot, load_snapshot
     from semistylegan.train import Trainer
 
     trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
     if args.resume:
-        snap = latest_snapshot(run_dir)
-        trainer.load_state_dict(load_snapshot(snap), source=str(snap))
-        if trainer.cur_nimg >= cfg.kimg * 1000 and dist.is_main():
-            print(f"{run_dir}: already trained to {trainer.cur_nimg / 1000:g} kimg; pass a larger --kimg to continue")
+        note = trainer.resume()
+        if note and dist.is_main():
+            print(f"semistylegan: note: {note}", file=sys.stderr, flush=True)
+        if trainer.cur_nimg >= cfg.kimg * 1000:
+            if dist.is_main():
+                print(f"{run_dir}: already trained to {trainer.cur_nimg / 1000:g} kimg; "
+                      "pass a larger --kimg to continue")
             return 0
     result = trainer.run()
     if not dist.is_main():

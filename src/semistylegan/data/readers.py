@@ -798,6 +798,8 @@ class FolderSource(_ImageFilesSource):
         for cell in rows[0][1:]:
             specs.append(self._parse_header(cell.strip(), csv_path))
         names = [s[0] for s in specs]
+        if not names:
+            raise UserError(f"{csv_path}: the header names no factor after 'file'; give at least one factor column")
         if len(set(names)) != len(names) or any(not n for n in names):
             raise UserError(f"{csv_path}: factor names must be unique and non-empty, got {names}")
         for n in set(discrete) | set(continuous):
