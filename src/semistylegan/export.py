@@ -124,7 +124,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, force: bo
     """Write the export files of the newest snapshot of `run_dir` into `out_dir`; returns model.json.
 
     The files are written to a temporary folder next to `out_dir` and moved in at the end, so a
-    failure leaves `out_dir` as it was. `log(message)` is called at each stage.
+    failure leaves `out_dir` as it was. `log(message)` is called at each stage once the inputs are
+    checked (bad input is one line on stderr, with no progress line before it).
     """
     from safetensors.torch import save_file
 
@@ -134,7 +135,6 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, force: bo
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
-    log("loading the run")
     editor = load_editor(run_dir, device="cpu")
     method, nets = editor.method, editor.nets
     G, D = nets["G"].eval(), nets["D"].eval()

@@ -10,9 +10,6 @@ from PIL import Image
 
 from semistylegan.cli import main
 
-STAGE = re.compile(r"^\[ *\d+\.\ds\] ", re.M)  # progress.stage's stamp
-
-
 def _run(capsys, *args, code=0):
     assert main(list(args)) == code
     captured = capsys.readouterr()
@@ -37,9 +34,8 @@ def test_evaluate_stages_oracle_bar_and_quiet(tiny_run, tmp_path, capsys):
     common = ["evaluate", str(tiny_run), "--samples", "100",
               "--skip", "dci,factor_vae,beta_vae,sap,modularity,oracle_fid"]
     out, err = _run(capsys, *common, "--oracle-steps", "12", "--out", str(tmp_path / "m1.json"))
-    stages = STAGE.findall(err)
-    assert len(stages) >= 5, err
-    for line in ("evaluate: loading", "evaluate: encoding 150 images", "evaluate: mig", "evaluate: l2",
+    assert len(re.findall(r"\[ *\d+\.\ds\] evaluate: ", err)) >= 5, err  # stamped stage lines
+    for line in ("evaluate: encoding 150 images", "evaluate: mig", "evaluate: l2",
                  "evaluate: oracle encoder", "evaluate: generator metrics"):
         assert line in err, (line, err)
     assert "training the oracle encoder" in err  # the oracle's training bar (first use)
@@ -73,7 +69,7 @@ STUDY = textwrap.dedent("""\
 def test_study_cells_done_and_kimg_bar_and_quiet(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(STUDY)
     out, err = _run(capsys, "study", str(tmp_path / "s.toml"), "--out", str(tmp_path / "a"))
-    assert "study: 0 of 2 cells done; next: cell 1" in err and "study: 1 of 2 cells done; next: cell 2" in err
+    assert "study: 0 of 2 cells done; training cell 1" in err and "study: 1 of 2 cells done; training cell 2" in err
     assert "cell 1/2" in err and "cell 2/2" in err  # each cell's training bar (images of that cell)
     assert "study: evaluating cell 2/2" in err
     out_q, err_q = _run(capsys, "study", str(tmp_path / "s.toml"), "--out", str(tmp_path / "b"), "--quiet")
@@ -94,7 +90,7 @@ def test_data_prepare_bar_and_quiet(tmp_path, capsys):
         _folder(tmp_path / name)
     base = ["data", "prepare", "folder", "--resolution", "8", "--workers", "1"]
     out, err = _run(capsys, *base, "--data-path", str(tmp_path / "a"))
-    assert "data prepare: folder from" in err and "caching folder at 8x8" in err
+    assert "caching folder at 8x8" in err
     out_q, err_q = _run(capsys, *base, "--data-path", str(tmp_path / "b"), "--quiet")
     assert err_q == "" and "6 images at 8x8 ready" in out_q
 
@@ -105,3 +101,18 @@ def test_export_quiet(tiny_run, tmp_path, capsys):
     out_q, err_q = _run(capsys, "export", str(tiny_run), "--out", str(tmp_path / "b"), "--no-onnx", "--quiet")
     assert err_q == "" and out_q.replace(str(tmp_path / "b"), "X") == out.replace(str(tmp_path / "a"), "X")
     assert json.loads((tmp_path / "b" / "model.json").read_text())["method"] == "semi"
+
+
+def test_bad_input_is_one_line_with_progress_on(tiny_run, tmp_path, capsys):
+    """No progress line comes before the error of a bad input (progress starts once inputs are checked)."""
+    (tmp_path / "s.toml").write_text(STUDY.replace('"encoder-mixup"', '"no-such-method"'))
+    for argv in (["evaluate", str(tmp_path / "missing")],
+                 ["evaluate", str(tiny_run), "--samples", "100", "--skip", "nope"],
+                 ["export", str(tmp_path / "missing"), "--out", str(tmp_path / "x")],
+                 ["data", "prepare", "folder", "--data-path", str(tmp_path / "missing")],
+                 ["study", str(tmp_path / "s.toml"), "--out", str(tmp_path / "st")],
+                 ["train", "--preset", "tiny", "--dataset", "folder", "--data-path", str(tmp_path / "missing"),
+                  "--out", str(tmp_path / "r")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("semistylegan: error:"), (argv, err)

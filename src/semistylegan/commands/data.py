@@ -172,7 +172,6 @@ def _prepare(args) -> int:
     t0 = time.time()
     from semistylegan import progress
 
-    progress.stage(f"data prepare: {args.name}" + (f" from {args.data_path}" if args.data_path else ""))
     if args.data_path is None and args.name == "shapes3d":
         from semistylegan.data.registry import DEFAULT_RESOLUTIONS
         from semistylegan.data.shapes3d import ProceduralShapes3D

@@ -65,9 +65,6 @@ def run(args) -> int:
 
     if args.samples < 100:
         raise UserError(f"--samples must be at least 100, got {args.samples}")
-    from semistylegan import progress
-
-    progress.stage(f"evaluate: loading {args.run_dir}")
     run_ = load_run(args.run_dir, device=args.device)
     if run_.method.coarse_input:  # semi-fine reads only its fine factors: its own report, below
         return _run_fine(args, run_)

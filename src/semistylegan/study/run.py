@@ -144,7 +144,8 @@ def cell_result(out: Path, cell: Cell) -> dict | None:
         return None
 
 
-def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = False) -> dict:
+def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = False,
+             worker: int | None = None) -> dict:
     """Train (or resume) one cell, evaluate it, write its result.json. `show_bar`: the training
     bar on stderr (kimg of this cell); off in parallel workers, whose bars would overwrite each other."""
     from semistylegan.checkpoint import list_snapshots, load_snapshot
@@ -161,6 +162,10 @@ def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = Fa
     if snaps:
         trainer.load_state_dict(load_snapshot(snaps[-1]), source=str(snaps[-1]))
         resumed = trainer.cur_nimg / 1000
+    # after the trainer is built: a cell whose data is missing stops with its one error line alone
+    done = sum((cell_result(out, c) or {}).get("status") == "done" for c in study.cells)
+    progress.stage(f"study: {done} of {len(study.cells)} cells done; training cell {cell.index + 1} ({cell.cell_id})"
+                   + (f", worker {worker}" if worker is not None else ""))
     with open(d / "attempts.jsonl", "a") as f:
         f.write(json.dumps({"start": time.time(), "resumed_from_kimg": resumed, "pid": os.getpid()}) + "\n")
     log(f"[{cell.index + 1}/{len(study.cells)}] {cell.cell_id}: training to {cfg.kimg:g} kimg"
@@ -202,11 +207,8 @@ def run_study(study: Study, out: str | os.PathLike, max_cells: int | None = None
             continue
         if max_cells is not None and ran >= max_cells:
             break
-        done = sum((cell_result(out, c) or {}).get("status") == "done" for c in study.cells)
-        progress.stage(f"study: {done} of {len(study.cells)} cells done; next: cell {cell.index + 1} ({cell.cell_id})"
-                       + (f", worker {worker}" if worker is not None else ""))
         try:
-            run_cell(study, cell, out, log, show_bar=worker is None)
+            run_cell(study, cell, out, log, show_bar=worker is None, worker=worker)
         except UserError:
             raise
         except Exception as e:  # keep an overnight study going; the cell is recorded as failed
