@@ -283,3 +283,42 @@ def test_fine_classifier_reads_only_fine_values(options):
     codes = torch.rand(3, 2)
     loss = m._code_loss(out, codes)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_mixup_partners_are_generated_from_the_labelled_images_themselves():
+    """L_sr of semi-fine's D/E phase by hand: after the step's fakes (c_fine, z on the real batch),
+    fresh partners x' = G(c', z', coarse = the labelled image) are drawn, then lambda ~ Beta(xi, xi),
+    lambda' = max(lambda, 1 - lambda); x~ and c~ mix each labelled image with its own re-rendering
+    (eq 5) and the norm runs over the known fine factors (eq 6)."""
+    m = _method({"fine_factors": "wall_hue,object_hue"}, resolution=16, mixup_xi=0.5)
+    torch.manual_seed(0)
+    nets = m.build_networks()
+    n = 4
+    gen = torch.Generator().manual_seed(5)
+    real = torch.rand(n, 3, 16, 16, generator=gen) * 2 - 1
+    labeled = torch.rand(n, 3, 16, 16, generator=gen) * 2 - 1
+    codes = torch.rand(n, 6, generator=gen)
+    mask = torch.ones(n, 6, dtype=torch.bool)
+    mask[1, 2] = False  # image 1's object_hue is unknown
+    ctx = StepContext(np.random.default_rng(21), torch.device("cpu"), m.build_optimizers(nets), step=0)
+    got = m.d_phase_terms(ctx, nets, Batch(real, labeled, codes, mask, n, n), do_r1=False)["sr"][1]
+
+    rng = np.random.default_rng(21)
+    sizes = np.array([10, 10])  # wall_hue, object_hue
+
+    def draw():
+        classes = rng.integers(0, sizes, size=(n, 2))
+        return (torch.from_numpy((classes / 9).astype(np.float32)),
+                torch.from_numpy(rng.standard_normal((n, m.z_dim), dtype=np.float32)))
+
+    draw()  # the step's own fakes (on the real batch), not used by L_sr here
+    part_codes, part_z = draw()
+    lam = torch.from_numpy(rng.beta(0.5, 0.5, size=n).astype(np.float32))
+    lam = torch.where(lam > 0.5, lam, 1 - lam)
+    with torch.no_grad():
+        partner = nets["G"](part_codes, part_z, labeled)
+        x_mix = lam.view(-1, 1, 1, 1) * labeled + (1 - lam.view(-1, 1, 1, 1)) * partner
+        c_mix = lam.view(-1, 1) * codes[:, [1, 2]] + (1 - lam.view(-1, 1)) * part_codes
+        diff = (nets["D"].encode(x_mix) - c_mix) * mask[:, [1, 2]].float()
+        want = diff.square().sum(dim=1).sqrt().mean()
+    torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-6)
