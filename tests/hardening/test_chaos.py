@@ -1,22 +1,17 @@
 """Chaos: a tiny run killed with SIGKILL at seeded random moments, as a snapshot's temp file
 appears, and halfway through writing a snapshot; resumed after each kill; at the end every
 tensor equals the run that was never stopped (bench/chaos_resume.py runs more trials)."""
-import importlib.util
 import signal
-from pathlib import Path
 
 import pytest
 
+from bench_modules import load_bench
 from semistylegan.data import make_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("chaos_resume", ROOT / "bench" / "chaos_resume.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("chaos_resume")
 
 
 @pytest.mark.timeout(180)

@@ -1,21 +1,16 @@
 """The viewer fixture of tests/serve: a server on 127.0.0.1 (any free port) for a tiny untrained model."""
-import importlib.util
 import threading
-from pathlib import Path
 
 import pytest
 
+from bench_modules import load_bench
 from semistylegan.editing import load_editor
 from semistylegan.serve import make_server
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("serve_load", ROOT / "bench" / "serve_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("serve_load")
 
 
 @pytest.fixture(scope="module")
