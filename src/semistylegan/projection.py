@@ -39,14 +39,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from semistylegan.data.dataset import tensor_to_images
 from semistylegan.errors import UserError
 from semistylegan.nets.layers import normalize_2nd_moment
 
-__all__ = ["Projection", "project", "render", "save_latents", "load_latents", "reconstruction_error",
-           "DEFAULT_STEPS", "LATENTS_FORMAT"]
+__all__ = ["DEFAULT_STEPS", "LATENTS_FORMAT", "Projection", "check_steps", "load_latents", "project",
+           "reconstruction_error", "render", "render_images", "save_latents"]
 
 DEFAULT_STEPS = 200
 LATENTS_FORMAT = "semistylegan-projection"
@@ -108,7 +107,7 @@ def _trunk(D):
 def _features(D, images: torch.Tensor) -> list[torch.Tensor]:
     """D's trunk activations (each block's input and the 4x4 output), unit length over channels."""
     trunk = _trunk(D)
-    keep = tuple(int(k) for k in trunk.blocks.keys())
+    keep = tuple(int(k) for k in trunk.blocks)
     last, kept = trunk.blocks_forward(images, keep=keep)
     feats = [kept[r] for r in keep] + [last]
     return [f / (f.square().sum(dim=1, keepdim=True) + 1e-10).sqrt() for f in feats]

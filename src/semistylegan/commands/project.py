@@ -43,12 +43,11 @@ def add_parser(sub):
 def read_images(path, resolution: int, channels: int, max_images: int = 1000):
     """(files, uint8 images (N, C, R, R), notes): every image decoded before anything is
     written (a bad one raises UserError); a note per image that had to be converted."""
+    import numpy as np
     from PIL import Image
 
     from semistylegan.editing import MAX_IMAGE_BYTES, decode_image, list_image_files
     from semistylegan.errors import UserError
-
-    import numpy as np
 
     files = list_image_files(path)
     if len(files) > max_images:
@@ -74,7 +73,8 @@ def run(args) -> int:
     from semistylegan import progress
     from semistylegan.editing import load_editor
     from semistylegan.errors import UserError
-    from semistylegan.projection import DEFAULT_STEPS, check_steps, reconstruction_error, render_images, save_latents
+    from semistylegan.projection import DEFAULT_STEPS, check_steps, reconstruction_error, render_images
+    from semistylegan.projection import save_latents
     from semistylegan.viz import labeled_grid, save_png
 
     progress.set_quiet(args.quiet)
