@@ -73,8 +73,13 @@ def run(args) -> int:
     from semistylegan import progress
     from semistylegan.editing import load_editor
     from semistylegan.errors import UserError
-    from semistylegan.projection import DEFAULT_STEPS, check_steps, reconstruction_error, render_images
-    from semistylegan.projection import save_latents
+    from semistylegan.projection import (
+        DEFAULT_STEPS,
+        check_steps,
+        reconstruction_error,
+        render_images,
+        save_latents,
+    )
     from semistylegan.viz import labeled_grid, save_png
 
     progress.set_quiet(args.quiet)
