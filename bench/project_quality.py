@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--oracle-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=50, help="images projected together")
+    p.add_argument("--lr", type=float, default=0.05, help="projection's Adam learning rate")
+    p.add_argument("--perceptual", type=float, default=0.1, help="weight of the D-feature distance")
+    p.add_argument("--tag", default="", help="suffix of the JSON file's name")
     args = p.parse_args(argv)
 
     import torch
@@ -72,7 +75,8 @@ def main(argv=None) -> int:
 
     read = editor.encode(images)
     t1 = time.time()
-    fits = [editor.project(images[s:s + args.batch], args.steps) for s in range(0, len(idx), args.batch)]
+    fits = [editor.project(images[s:s + args.batch], args.steps, lr=args.lr, perceptual_weight=args.perceptual)
+            for s in range(0, len(idx), args.batch)]
     proj_s = time.time() - t1
     codes_p = np.concatenate([f.codes for f in fits])
     noise_p = np.concatenate([f.noise for f in fits])
@@ -98,7 +102,7 @@ def main(argv=None) -> int:
 
     all_cells = np.ones_like(true_cls, dtype=bool)
     report = {"run": str(args.run), "method": cfg.method, "kimg": run.kimg, "n_images": len(idx), "steps": args.steps,
-              "projection_seconds": round(proj_s, 1), "diverged": diverged,
+              "lr": args.lr, "perceptual": args.perceptual, "projection_seconds": round(proj_s, 1), "diverged": diverged,
               "oracle_heldout_accuracy": oracle.info.get("accuracy"),
               "oracle_on_real": factor_errors(oracle.predict_classes(images), true_cls, all_cells),
               "editable": editor.names, "reconstruction": {}, "edit": {}}
@@ -114,10 +118,11 @@ def main(argv=None) -> int:
         o = oracle.predict_classes(imgs)
         report["edit"][key] = {"edited_factor_abs_err_exact": factor_errors(o, requested, edited_cell),
                                "other_factors_abs_err_exact": factor_errors(o, true_cls, ~edited_cell)}
-    out = Path(args.run) / "project_quality.json"
+    out = Path(args.run) / f"project_quality{args.tag}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"\n{cfg.method} {run.kimg:.1f} kimg, {len(idx)} held-out images, {args.steps} steps "
+    print(f"\n{cfg.method} {run.kimg:.1f} kimg, {len(idx)} held-out images, {args.steps} steps, lr {args.lr}, "
+          f"perceptual {args.perceptual} "
           f"({proj_s / len(idx):.2f} s per image), diverged {diverged}")
     print("| reconstruction | pixel abs err | oracle factors abs err (exact) |")
     print("|---|---|---|")
