@@ -70,7 +70,8 @@ def main(argv=None) -> int:
 
     # one edited factor per image, round robin, a grid value other than the image's own
     which = np.asarray([editable[i % len(editable)] for i in range(len(idx))])
-    target_cls = np.asarray([rs.choice([c for c in range(sizes[k]) if c != true_cls[i, k]]) for i, k in enumerate(which)])
+    target_cls = np.asarray([rs.choice([c for c in range(sizes[k]) if c != true_cls[i, k]])
+                             for i, k in enumerate(which)])
     target = target_cls / denom[which]
 
     read = editor.encode(images)
@@ -102,7 +103,8 @@ def main(argv=None) -> int:
 
     all_cells = np.ones_like(true_cls, dtype=bool)
     report = {"run": str(args.run), "method": cfg.method, "kimg": run.kimg, "n_images": len(idx), "steps": args.steps,
-              "lr": args.lr, "perceptual": args.perceptual, "projection_seconds": round(proj_s, 1), "diverged": diverged,
+              "lr": args.lr, "perceptual": args.perceptual, "projection_seconds": round(proj_s, 1),
+              "diverged": diverged,
               "oracle_heldout_accuracy": oracle.info.get("accuracy"),
               "oracle_on_real": factor_errors(oracle.predict_classes(images), true_cls, all_cells),
               "editable": editor.names, "reconstruction": {}, "edit": {}}

@@ -29,8 +29,8 @@ def _train(run_dir, nproc, extra=()):
 # Semi-StyleGAN, and Semi-StyleGAN-fine with hue_jitter (random angles drawn per image in the step:
 # the global batch's angles, this rank's part).
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [(), ("--dataset", "shapes3d", "--method", "semi-fine", "--set", "hue_jitter=true",
-                                        "--set", "recon=1")], ids=["semi", "semi-fine-hue-jitter"])
+@pytest.mark.parametrize("extra", [(), ("--dataset", "shapes3d", "--method", "semi-fine", "--hue-jitter",
+                                        "--recon", "1")], ids=["semi", "semi-fine-hue-jitter"])
 def test_two_processes_match_one(tmp_path, extra):
     one = _train(tmp_path / "one", 1, extra)
     two = _train(tmp_path / "two", 2, extra)

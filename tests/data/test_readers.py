@@ -70,7 +70,7 @@ def test_mpi3d_variant_from_size_and_bases(tmp_path, cache_dir, n, sizes):
     rs = np.random.RandomState(0)
     cls = ds.factor_space.sample_classes(500, rs)
     c, s, z, h, b, x, y = cls.T
-    if sizes[0] == 4:  # the index formula of reference/DATASETS.md 3.1
+    if sizes[0] == 4:  # the index formula of docs/datasets.md
         official = c * 115200 + s * 28800 + z * 14400 + h * 4800 + b * 1600 + x * 40 + y
     else:
         official = c * 172800 + s * 28800 + z * 14400 + h * 4800 + b * 1600 + x * 40 + y

@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
         q.add_argument("--resolution", type=int, default=None, help="image side in pixels (default: the dataset's default)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option, e.g. split=train, seed=1, scream_image=PATH, bins=8")
         q.add_argument("--workers", type=int, default=None, help="processes for decoding and resizing (default: all cores)")
+        q.add_argument("--quiet", action="store_true", help="no progress bars or lines on stderr")
         if action == "info":
             q.add_argument("--json", action="store_true", help="print info() as JSON")
         if action == "preview":
@@ -141,11 +142,15 @@ def _traversal(ds, rs, steps=10):
 def _preview(args) -> int:
     from semistylegan.data.imaging import save_grid
 
-    ds = _build(args)
-    rs = np.random.RandomState(args.seed)
     out = args.out or f"preview-{args.name}.png"
     if not out.lower().endswith(".png"):
         raise UserError(f"--out must name a .png file, got '{out}'")
+    if args.num < 1:
+        raise UserError(f"--num must be at least 1, got {args.num}")
+    if not (0 <= args.seed < 2**32):
+        raise UserError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
+    ds = _build(args)
+    rs = np.random.RandomState(args.seed)
     n = max(1, min(args.num, len(ds)))
     idx = np.sort(rs.choice(len(ds), size=n, replace=False))
     imgs = ds.images(idx)
@@ -165,18 +170,19 @@ def _preview(args) -> int:
 
 def _prepare(args) -> int:
     t0 = time.time()
-    if args.data_path is None and args.name == "shapes3d":
-        from tqdm import tqdm
+    from semistylegan import progress
 
+    progress.stage(f"data prepare: {args.name}" + (f" from {args.data_path}" if args.data_path else ""))
+    if args.data_path is None and args.name == "shapes3d":
         from semistylegan.data.registry import DEFAULT_RESOLUTIONS
         from semistylegan.data.shapes3d import ProceduralShapes3D
 
         ds = ProceduralShapes3D(args.resolution or DEFAULT_RESOLUTIONS["shapes3d"])
-        ds.precompute(progress=lambda it: tqdm(it, desc="shapes3d geometry", unit="geom", leave=False))
+        ds.precompute(progress=lambda it: progress.bar(it, desc="shapes3d geometry", unit="geom"))
         where = ds._disk_path()
         print(f"shapes3d geometry ready in {time.time() - t0:.1f}s: {where}")
     else:
-        ds = _build(args, progress=True)
+        ds = _build(args, progress=not progress.is_quiet())
         where = ds.info().get("cache")
         if where is None:
             print(f"{args.name} is procedural and renders on the fly; nothing to prepare")

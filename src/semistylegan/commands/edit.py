@@ -56,15 +56,17 @@ def _pil(img):
 def run(args) -> int:
     import numpy as np
 
+    from semistylegan import progress
+    from semistylegan.commands._common import check_out_path, check_truncation
     from semistylegan.editing import load_editor, load_images, parse_assignments
     from semistylegan.errors import UserError
+    from semistylegan.projection import DEFAULT_STEPS, check_steps
     from semistylegan.viz import labeled_grid, save_png
 
-    if not (0.0 <= args.truncation <= 1.0):
-        raise UserError(f"--truncation must be in [0, 1], got {args.truncation}")
-    from semistylegan import progress
-    from semistylegan.projection import DEFAULT_STEPS, check_steps
-
+    check_truncation(args.truncation)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out '{args.out}' is a file; edit writes into a folder")
+    check_out_path(args.out)
     progress.set_quiet(args.quiet)
     project_steps = check_steps(DEFAULT_STEPS if args.project_steps is None else args.project_steps)
     values = parse_assignments(args.set) if args.set else None
@@ -82,7 +84,8 @@ def run(args) -> int:
         fit = editor.project(images, project_steps, progress=lambda r: progress.bar(r, desc="project", unit="step"))
         if fit.diverged.any():
             bad = ", ".join(str(f) for f, d in zip(files, fit.diverged) if d)
-            print(f"semistylegan: projection diverged (NaN loss) for {bad}; its best point before that is used", file=sys.stderr)
+            print(f"semistylegan: projection diverged (NaN loss) for {bad}; its best point before that is used",
+                  file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scale = max(1, 64 // editor.resolution)
@@ -91,8 +94,8 @@ def run(args) -> int:
               "images": []}
     noise = None if fit is None else fit.noise
     if values is not None:
-        edited, read, used = editor.edit(images, values, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z,
-                                         projection=fit)
+        edited, read, used = editor.edit(images, values, seed=args.seed, truncation_psi=args.truncation,
+                                         zero_z=args.zero_z, projection=fit)
         recon = editor.generate(read, images, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z,
                                 noise=noise)
         for f, img, r, u in zip(files, edited, read, used):

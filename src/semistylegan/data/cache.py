@@ -195,9 +195,9 @@ def build_cache(source: Source, resolution: int, workers: int | None = None, pro
         img_path = os.path.join(tmp, "images.npy")
         out = np.lib.format.open_memmap(img_path, mode="w+", dtype=np.uint8, shape=(n, c, r, r))
         filled = np.zeros(n, dtype=bool) if n else np.zeros(0, dtype=bool)
-        from tqdm import tqdm
+        from semistylegan.progress import bar as progress_bar
 
-        bar = tqdm(total=n, unit="img", desc=f"caching {source.name} at {r}x{r}", disable=not progress, leave=False)
+        bar = progress_bar(total=n, unit="img", desc=f"caching {source.name} at {r}x{r}", disable=not progress)
         workers = max(1, int(workers or os.cpu_count() or 1))
         if source.parallel and workers > 1:
             out.flush()

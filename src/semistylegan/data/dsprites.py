@@ -1,6 +1,6 @@
 """Procedural dSprites: the exact factor grid of deepmind/dsprites-dataset, rendered offline.
 
-Factors (reference/DATASETS.md 1.1): shape 3 (square, ellipse, heart), scale 6 (0.5..1.0),
+Factors (docs/datasets.md): shape 3 (square, ellipse, heart), scale 6 (0.5..1.0),
 orientation 40 (linspace(0, 2 pi, 40)), posX 32, posY 32; 737,280 images, posY fastest.
 
 Geometry (measured on the official GIF): white filled shapes on black, sprite centre at

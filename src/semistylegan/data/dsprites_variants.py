@@ -1,4 +1,4 @@
-"""dSprites variants of disentanglement_lib (reference/DATASETS.md 1.4) and a real-valued dSprites.
+"""dSprites variants of disentanglement_lib (docs/datasets.md) and a real-valued dSprites.
 
 All variants keep the 5 dSprites factors; the extra randomness is nuisance, never a factor:
 - `dsprites-color`: the sprite multiplied by one RGB colour per image, each channel U(0.5, 1);

@@ -1,4 +1,4 @@
-"""Readers for the official dataset files (reference/DATASETS.md) and the plain folder format.
+"""Readers for the official dataset files (docs/datasets.md) and the plain folder format.
 
 Each reader is a cache `Source`: it checks the files, knows the factor grid (or the labels),
 and delivers the images in blocks; `semistylegan.data.cache` resizes them once into a
@@ -12,7 +12,7 @@ Grid datasets store row i = flat factor index i (last factor fastest):
 - Cars3D: (elevation 4, azimuth 24, object n) over `car_*_mesh.mat` in list.txt order;
 - SmallNORB: (category 5, instance 10, elevation 9, azimuth 18, lighting 6) placed by the
   info matrix of training + testing files (all 48,600 grid cells exactly once);
-- Falcor3D / Isaac3D: images/NNNNNN.png with the bases of SPEC.md.
+- Falcor3D / Isaac3D: images/NNNNNN.png with the bases listed in docs/datasets.md.
 Partial-label datasets: CelebA (40 binary attributes) and the folder format.
 """
 from __future__ import annotations
@@ -798,6 +798,8 @@ class FolderSource(_ImageFilesSource):
         for cell in rows[0][1:]:
             specs.append(self._parse_header(cell.strip(), csv_path))
         names = [s[0] for s in specs]
+        if not names:
+            raise UserError(f"{csv_path}: the header names no factor after 'file'; give at least one factor column")
         if len(set(names)) != len(names) or any(not n for n in names):
             raise UserError(f"{csv_path}: factor names must be unique and non-empty, got {names}")
         for n in set(discrete) | set(continuous):

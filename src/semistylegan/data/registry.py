@@ -4,7 +4,7 @@
   dsprites, dsprites-color, dsprites-noisy, dsprites-scream, dsprites-real (alias
   dsprites-inpainted), shapes3d, mpi3d, cars3d, smallnorb, falcor3d, isaac3d, celeba, folder.
 dsprites* and shapes3d are procedural unless `data_path` names the official file; the others
-read the official files (reference/DATASETS.md) through the preprocessing cache.
+read the official files (docs/datasets.md) through the preprocessing cache.
 
 Options (keyword arguments of make_dataset):
 - every file dataset: `workers` (cache build processes, default all cores), `progress` (bar).
@@ -22,7 +22,7 @@ from semistylegan.errors import UserError
 
 __all__ = ["PAPER_RESOLUTIONS", "DEFAULT_RESOLUTIONS", "DATASET_NAMES"]
 
-# The resolutions the paper (and SPEC.md) uses for each dataset; presets pick from these.
+# The resolutions the paper () uses for each dataset; presets pick from these.
 PAPER_RESOLUTIONS: dict[str, tuple[int, ...]] = {
     "dsprites": (64,),
     "dsprites-color": (64,),
@@ -132,7 +132,7 @@ def _shapes3d(resolution=None, data_path=None, **options):
 def _file_dataset(name, source_factory, allowed=()):
     def build(resolution=None, data_path=None, **options):
         if data_path is None:
-            raise UserError(f"dataset '{name}' reads the official files: give --data-path (see reference/DATASETS.md)")
+            raise UserError(f"dataset '{name}' reads the official files: give --data-path (see docs/datasets.md)")
         from semistylegan.data.cache import cached_dataset
 
         cache = _cache_opts(options)

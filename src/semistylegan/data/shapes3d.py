@@ -1,6 +1,6 @@
 """Procedural 3DShapes-like scenes: the factor grid of deepmind/3d-shapes, rendered offline.
 
-Factors (reference/DATASETS.md 2.1), orientation fastest, bases [48000, 4800, 480, 60, 15, 1]:
+Factors (docs/datasets.md), orientation fastest, bases [48000, 4800, 480, 60, 15, 1]:
 floor_hue 10, wall_hue 10, object_hue 10 (0.0..0.9), scale 8 (linspace(0.75, 1.25, 8)),
 shape 4 (cube, cylinder, sphere, capsule), orientation 15 (camera azimuth linspace(-30, 30, 15)
 degrees); 480,000 images.

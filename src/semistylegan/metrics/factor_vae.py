@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["factor_vae_score", "factor_vae_score_from_codes", "prune_dims"]
 
@@ -95,10 +95,10 @@ def _finite(codes: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int, global_var, active, chunk_groups: int):
+def _sampled_votes(stream: replay.FactorStream, num_points: int, batch_size: int, global_var, active, chunk_groups: int):
     k_total = stream.dataset.num_factors
     votes = np.zeros((k_total, len(global_var)), dtype=np.int64)
-    if stream.replayable:  # same draws, made in bulk (utils.randint_chunks)
+    if stream.replayable:  # same draws, made in bulk (replay.randint_chunks)
         active_idx = np.flatnonzero(active)
         active_var = global_var[active_idx]
         ks_parts, winners = [], []
@@ -150,7 +150,7 @@ def factor_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train
         if int(v) < (2 if name == "num_variance_estimate" else 1):
             raise ValueError(f"{name} must be positive (>= 2 for num_variance_estimate), got {v}")
     batch_size = int(batch_size)
-    stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
+    stream = replay.FactorStream(dataset, represent, replay.as_random_state(seed), encode_batch_size)
     f = stream.sample_factors(int(num_variance_estimate))
     variance_codes = utils.check_codes(stream.encode([stream.observe(f)]), "codes of the variance estimate", min_dims=1)
     global_var = np.var(variance_codes, axis=0, ddof=1)

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan import progress
+from semistylegan.metrics import replay
 from semistylegan.metrics.beta_vae import beta_vae_score
 from semistylegan.metrics.dci import dci
 from semistylegan.metrics.factor_vae import factor_vae_score
@@ -101,13 +102,15 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
     dci_test = int(dci_test) if dci_test is not None else REPORT_DEFAULTS["dci_test"]
     out, settings = {}, {"num_train": int(num_samples), "num_test": num_test, "seed": int(seed), "batch_size": 16}
     t = time.time()
-    stream = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
-    codes_train, factors_train = utils.generate_batch_factor_code(stream, int(num_samples), 16)
-    codes_test, factors_test = utils.generate_batch_factor_code(stream, num_test, 16)
+    progress.stage(f"evaluate: encoding {int(num_samples) + num_test} images")
+    stream = replay.FactorStream(dataset, encode, replay.as_random_state(seed), encode_batch_size)
+    codes_train, factors_train = replay.generate_batch_factor_code(stream, int(num_samples), 16)
+    codes_test, factors_test = replay.generate_batch_factor_code(stream, num_test, 16)
     timings["encode_samples"] = time.time() - t
     names = list(dataset.factor_space.names)
 
     def timed(name, fn):
+        progress.stage(f"evaluate: {name}")
         t0 = time.time()
         out[name] = fn()
         timings[name] = time.time() - t0
@@ -125,9 +128,9 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
             ct, ft = codes_train[:dci_train], factors_train[:dci_train]
             ce, fe = codes_train[dci_train : dci_train + dci_test], factors_train[dci_train : dci_train + dci_test]
         else:
-            s2 = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
-            ct, ft = utils.generate_batch_factor_code(s2, dci_train, 16)
-            ce, fe = utils.generate_batch_factor_code(s2, dci_test, 16)
+            s2 = replay.FactorStream(dataset, encode, replay.as_random_state(seed), encode_batch_size)
+            ct, ft = replay.generate_batch_factor_code(s2, dci_train, 16)
+            ce, fe = replay.generate_batch_factor_code(s2, dci_test, 16)
         timed("dci", lambda: dci(ct, ft, ce, fe, seed=int(seed)))
         settings["dci"] = {"num_train": dci_train, "num_test": dci_test}
     if "factor_vae" in parts:
@@ -182,10 +185,12 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
 
         t = time.time()
         if oracle is None:
+            progress.stage("evaluate: oracle encoder (trained on first use, then cached)")
             oracle = get_oracle(dataset, verbose=verbose, **(oracle_options or {}))
         timings["oracle"] = time.time() - t
         report["oracle"] = {k: v for k, v in oracle.info.items() if k != "factor_space"}
         t = time.time()
+        progress.stage("evaluate: generator metrics (MIG-gen, L2-gen)")
         gen = generator_metrics(generate, dataset.factor_space, oracle, num_samples=num_samples, repeats=repeats,
                                 seed=seed, return_features="oracle_fid" in parts)
         fake_features = gen.pop("features", None)
@@ -193,6 +198,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         if "generator" in parts:
             report["generator"] = gen
         if "oracle_fid" in parts:
+            progress.stage("evaluate: oracle FID, KID, precision/recall")
             t = time.time()
             rs = np.random.RandomState(seed + 12345)
             real_idx = rs.randint(len(dataset), size=int(num_samples))
@@ -210,6 +216,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
             from semistylegan.metrics.fid import inception_fid
             from semistylegan.metrics.generator import generate_images
 
+            progress.stage("evaluate: Inception FID/KID")
             t = time.time()
             n = int(inception_samples)
             rs = np.random.RandomState(seed + 54321)
