@@ -50,7 +50,7 @@ class TrainConfig:
     data_path: str | None = opt(None, "official dataset file or folder; none = procedural where possible")
     data_options: dict = opt(None, "dataset options for make_dataset, e.g. a folder's {\"continuous\": [\"size\"], "
                                    "\"bins\": 5} (--data-options KEY=VALUE, repeatable; docs/datasets.md)", factory=dict)
-    resolution: int = opt(32, "training resolution (a power of two)", low=4, power_of_two=True)
+    resolution: int = opt(32, "training resolution (a power of two)", low=4, high=4096, power_of_two=True)
     method: str = opt("semi", "semi (Semi-StyleGAN), info (Info-StyleGAN), semi-fine, or a baseline")
     labeled_fraction: float = opt(0.01, "eta: the fraction of images whose codes training may see", low=0.0, high=1.0)
     # Loss weights (docs/method.md): gamma_G = beta = gamma, gamma_E = 0 (semi) or gamma (info), alpha = 1.
@@ -130,13 +130,13 @@ class TrainConfig:
     ema_rampup: float = opt(0.05, "EMA half-life at most this fraction of the images seen (0 = no ramp)", low=0.0)
     kimg: float = opt(100.0, "training length in thousands of real images (the total, also on resume)", low=0.0,
                       low_open=True)
-    seed: int = opt(0, "random seed (networks, data, every random draw)", low=0, high=2**32 - 1)
+    seed: int = opt(0, "random seed (networks, data, every random draw)", low=0, high=2**63 - 1)
     # Bookkeeping.
     snapshot_kimg: float = opt(10.0, "write a snapshot every this many kimg (and at the end)", low=0.0,
                                low_open=True)
     grid_kimg: float = opt(10.0, "write a traversal grid every this many kimg (0 = at the end only)", low=0.0)
     metrics_kimg: float = opt(0.0, "quick metrics every this many kimg (0 = at the end only)", low=0.0)
-    metrics_samples: int = opt(2000, "samples for the quick in-training metrics", low=100)
+    metrics_samples: int = opt(2000, "samples for the quick in-training metrics", low=2)
     keep_snapshots: int = opt(3, "how many periodic snapshots to keep (the newest)", low=1)
     log_every: int = opt(20, "steps between stats.jsonl lines", low=1)
     # Speed.

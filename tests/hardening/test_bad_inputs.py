@@ -104,7 +104,7 @@ CASES = [
     (TRAIN + ["--mapping-layers", "0"], "mapping_layers must be an integer >= 1"),
     (TRAIN + ["--mapping-lr-mul", "0"], "mapping_lr_mul must be a positive number, got 0.0"),
     (TRAIN + ["--channel-max", "0"], "channel_max must be an integer >= 1"),
-    (TRAIN + ["--mbstd-group", "0"], "mbstd_group must be an integer >= 1"),
+    (TRAIN + ["--mbstd-group", "-1"], "--mbstd-group must be >= 0, got -1"),
     (TRAIN + ["--ema-kimg", "-1"], "ema_kimg must be a non-negative number, got -1.0"),
     (TRAIN + ["--mixup-xi", "0"], "mixup_xi must be a positive number, got 0.0"),
     (TRAIN + ["--gamma-g", "nan"], "gamma_G must be a finite number, got nan"),
