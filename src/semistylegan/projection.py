@@ -247,7 +247,7 @@ def save_latents(path: str | os.PathLike, projection: Projection, keep: np.ndarr
 
 def load_latents(path: str | os.PathLike) -> dict:
     """{'codes': (N, F) array, 'noise': (N, z_dim) array, 'images': [...], 'factors': [...], ...}."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -255,7 +255,7 @@ def load_latents(path: str | os.PathLike) -> dict:
             if meta.get("format") != LATENTS_FORMAT:
                 raise UserError(f"{path}: not a projection latents file")
             out = {k: f.get_tensor(k).numpy() for k in ("codes", "noise")}
-    except (OSError, ValueError) as e:  # safetensors raises SafetensorError, a ValueError/OSError subclass
+    except (OSError, ValueError, SafetensorError) as e:
         raise UserError(f"{path}: cannot read latents ({str(e).splitlines()[0][:160]})") from None
     for k, v in meta.items():
         if k not in ("format", "noise"):

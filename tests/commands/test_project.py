@@ -9,6 +9,7 @@ from semistylegan import projection
 from semistylegan.cli import main
 from semistylegan.data import LabeledSubset, make_dataset
 from semistylegan.editing import load_editor
+from semistylegan.errors import UserError
 from semistylegan.projection import load_latents, reconstruction_error, render_images
 
 
@@ -17,9 +18,9 @@ def trained_run(tmp_path_factory, method: str, steps: int = 100):
     path = tmp_path_factory.getbasetemp() / f"project-tiny-{method}-{steps}"
     if not list(path.glob("snapshot-*.pt")):
         args = ["train", "--preset", "tiny", "--method", method, "--kimg", str(steps * 16 / 1000), "--out", str(path),
-                "--no-progress", "--set", "metrics_samples=100"]
+                "--no-progress", "--metrics-samples", "100"]
         if method == "semi-fine":
-            args += ["--set", "fine_factors=orientation,scale"]
+            args += ["--fine-factors", "orientation,scale"]
         assert main(args) == 0
     return path
 
@@ -85,6 +86,9 @@ def test_project_lowers_error_and_writes_loadable_latents(semi_run, tmp_path, ca
         assert report["images"][i]["error_projected"] == pytest.approx(float(reconstruction_error(images[i:i + 1],
                                                                                                again[i:i + 1])[0]))
     assert (out / "grid.png").is_file()
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="bad.safetensors: cannot read latents"):
+        load_latents(tmp_path / "bad.safetensors")
     err = capsys.readouterr().err
     assert "projecting 4 image(s), 40 steps" in err and "project:" in err  # stage line and bar
 

@@ -16,7 +16,7 @@ def trained_run(tmp_path_factory, steps: int = 100):
     path = tmp_path_factory.getbasetemp() / f"project-tiny-semi-{steps}"
     if not list(path.glob("snapshot-*.pt")):
         assert main(["train", "--preset", "tiny", "--method", "semi", "--kimg", str(steps * 16 / 1000), "--out",
-                     str(path), "--no-progress", "--set", "metrics_samples=100"]) == 0
+                     str(path), "--no-progress", "--metrics-samples", "100"]) == 0
     return path
 
 
