@@ -16,7 +16,7 @@ import sys
 from semistylegan.errors import UserError
 
 # Order shown in --help. A module that is not present in this version is skipped.
-COMMANDS = ("train", "evaluate", "generate", "traverse", "edit", "serve", "export", "data", "study", "bench")
+COMMANDS = ("train", "evaluate", "generate", "traverse", "edit", "project", "serve", "export", "data", "study", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -94,9 +94,13 @@ class FifoLock:
 class ViewerApp:
     """The viewer's state and request logic, independent of HTTP (an Editor plus stored uploads)."""
 
-    def __init__(self, editor, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(self, editor, max_upload_bytes: int = MAX_UPLOAD_BYTES, project_steps: int = 0):
         self.editor = editor
         self.max_upload_bytes = int(max_upload_bytes)
+        # > 0: uploads are projected (codes and noise fitted, semistylegan.projection) and their
+        # renders keep the fitted noise instead of the seed's z
+        self.project_steps = int(project_steps)
+        self.fitted_noise: dict[str, np.ndarray] = {}
         self.lock = FifoLock()                # one model call at a time, in arrival order
         self.images_lock = threading.Lock()   # the stored uploads (never held during a model call)
         self.images: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -173,7 +177,8 @@ class ViewerApp:
         image = self._image(body)
         t0 = time.perf_counter()
         with self.lock:
-            out = self.editor.generate(codes, None if image is None else image[None], seed=seed, truncation_psi=psi)
+            out = self.editor.generate(codes, None if image is None else image[None], seed=seed, truncation_psi=psi,
+                                       noise=self.fitted_noise.get(body.get("image_id")))
         ms = (time.perf_counter() - t0) * 1000
         return {"image": _png_data_url(out[0], self._scale()), "ms": round(ms, 2)}
 
@@ -193,7 +198,8 @@ class ViewerApp:
         t0 = time.perf_counter()
         with self.lock:
             imgs = self.editor.generate(grid.reshape(f * steps, f), None if image is None else image[None],
-                                        seed=seed, truncation_psi=psi)
+                                        seed=seed, truncation_psi=psi,
+                                        noise=self.fitted_noise.get(body.get("image_id")))
         ms = (time.perf_counter() - t0) * 1000
         return {"image": _png_data_url(image_grid(imgs, f, steps), max(1, 64 // self.editor.resolution)),
                 "rows": list(self.editor.names), "steps": steps, "ms": round(ms, 2)}
@@ -211,12 +217,18 @@ class ViewerApp:
             raise BadRequest(str(e), HTTPStatus.UNSUPPORTED_MEDIA_TYPE) from None
         t0 = time.perf_counter()
         with self.lock:
-            codes = self.editor.encode(img[None])[0]
-        image_id = secrets.token_hex(8)
+            image_id = secrets.token_hex(8)
+            if self.project_steps > 0:
+                fit = self.editor.project(img[None], self.project_steps)
+                codes = fit.codes[0]
+            else:
+                codes = self.editor.encode(img[None])[0]
         with self.images_lock:
+            if self.project_steps > 0:
+                self.fitted_noise[image_id] = fit.noise
             self.images[image_id] = img
             while len(self.images) > MAX_STORED_IMAGES:
-                self.images.popitem(last=False)
+                self.fitted_noise.pop(self.images.popitem(last=False)[0], None)
         ms = (time.perf_counter() - t0) * 1000
         return {"image_id": image_id, "codes": [round(float(v), 4) for v in codes],
                 "original": _png_data_url(img, self._scale()), "ms": round(ms, 2)}
@@ -374,23 +386,23 @@ class _Server(ThreadingHTTPServer):
 
 
 def make_server(editor, host: str = "127.0.0.1", port: int = 8000, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-                verbose: bool = False) -> ThreadingHTTPServer:
+                verbose: bool = False, project_steps: int = 0) -> ThreadingHTTPServer:
     """A server bound to (host, port) (port 0: any free port; see server.server_address)."""
     try:
         server = _Server((host, port), _Handler)
     except OSError as e:
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
-    server.app = ViewerApp(editor, max_upload_bytes)  # type: ignore[attr-defined]
+    server.app = ViewerApp(editor, max_upload_bytes, project_steps)  # type: ignore[attr-defined]
     server.verbose = verbose  # type: ignore[attr-defined]
     return server
 
 
 def serve(run_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu",
-          max_upload_bytes: int = MAX_UPLOAD_BYTES, verbose: bool = False):
+          max_upload_bytes: int = MAX_UPLOAD_BYTES, verbose: bool = False, project_steps: int = 0):
     from semistylegan.editing import load_editor
 
     editor = load_editor(run_dir, device=device)
-    server = make_server(editor, host, port, max_upload_bytes, verbose)
+    server = make_server(editor, host, port, max_upload_bytes, verbose, project_steps)
     h, p = server.server_address[:2]
     print(f"serving {editor.run.cfg.method} model of {run_dir} at http://{h}:{p}/  (Ctrl-C to stop)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
