@@ -119,10 +119,11 @@ def chaos_trial(work_dir: Path, dataset, seed: int, steps: int = 24, random_kill
     report = {"seed": seed, "steps": steps, "kills": 0, "kills_in_snapshot_write": 0, "kills_before_first_snapshot": 0,
               "resumes": 0, "children_failed": 0}
     # the plan: seeded random moments, one kill when a snapshot's temp file shows, one self-kill mid-write
+    # The self-kill goes first, so that its snapshot step is always reached (a fast machine may
+    # finish the run before the later random moments).
     plan = [("random", rng.uniform(0.2, 1.5)) for _ in range(random_kills)]
     plan.insert(rng.randrange(len(plan) + 1), ("at_temp_file", None))
-    plan.insert(rng.randrange(len(plan) + 1), ("self_mid_write", rng.randint(1, 3)))
-    plan.append(("finish", None))
+    plan = [("self_mid_write", rng.randint(1, 3))] + plan + [("finish", None)]
     for kind, arg in plan:
         if time.monotonic() > t_end:
             raise TimeoutError(f"chaos trial {seed} ran past {timeout:.0f} s")
@@ -140,7 +141,7 @@ def chaos_trial(work_dir: Path, dataset, seed: int, steps: int = 24, random_kill
         elif kind == "at_temp_file":
             while proc.is_alive() and time.monotonic() < t_end and not set(run_dir.glob(".snapshot-*.tmp")) - stale:
                 time.sleep(0.001)
-        if kind != "finish" and proc.is_alive():
+        if kind in ("random", "at_temp_file") and proc.is_alive():  # the self-kill child dies by itself
             os.kill(proc.pid, signal.SIGKILL)
         proc.join(max(1.0, t_end - time.monotonic()))
         if proc.is_alive():
