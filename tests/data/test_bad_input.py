@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from semistylegan.cli import main
 from semistylegan.data import make_dataset
-from semistylegan.data.readers import FolderSource, read_norb_matrix
+from semistylegan.data.array_files import FolderSource, read_norb_matrix
 from semistylegan.errors import UserError
 
 

@@ -64,7 +64,7 @@ def _cache_opts(options):
 
 def _official_dsprites(data_path, resolution, **cache_opts):
     from semistylegan.data.cache import cached_dataset
-    from semistylegan.data.readers import DSpritesFileSource
+    from semistylegan.data.array_files import DSpritesFileSource
 
     return cached_dataset(DSpritesFileSource(data_path), resolution, **cache_opts)
 
@@ -118,7 +118,7 @@ def _shapes3d(resolution=None, data_path=None, **options):
     res = _res("shapes3d", resolution)
     if data_path is not None:
         from semistylegan.data.cache import cached_dataset
-        from semistylegan.data.readers import Shapes3DFileSource
+        from semistylegan.data.array_files import Shapes3DFileSource
 
         cache = _cache_opts(options)
         _no_options("shapes3d", options)
@@ -143,7 +143,7 @@ def _file_dataset(name, source_factory, allowed=()):
 
 
 def _register_files():
-    from semistylegan.data import readers
+    from semistylegan.data import array_files as readers
 
     _file_dataset("mpi3d", readers.MPI3DSource, ("factor_sizes",))
     _file_dataset("cars3d", readers.Cars3DSource)
