@@ -90,7 +90,7 @@ def write_cars3d(root, names, res=4):
 
 def write_smallnorb(root, res=4):
     """2 categories x 2 instances x 1 elevation x 2 azimuths x 1 lighting, split over train/test."""
-    from semistylegan.data.array_files import NORB_PREFIXES, write_norb_matrix
+    from semistylegan.data.mat_files import NORB_PREFIXES, write_norb_matrix
 
     os.makedirs(root, exist_ok=True)
     all_labels = []
@@ -110,7 +110,7 @@ def write_smallnorb(root, res=4):
 
 
 def write_celeba(root, n=6, partition=True, size=(6, 8)):
-    from semistylegan.data.array_files import CELEBA_ATTRIBUTES
+    from semistylegan.data.image_folders import CELEBA_ATTRIBUTES
 
     rs = np.random.RandomState(0)
     vals = rs.choice([-1, 1], size=(n, 40))

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from semistylegan.cli import main
 from semistylegan.data import make_dataset
-from semistylegan.data.array_files import FolderSource, read_norb_matrix
+from semistylegan.data.folder_format import FolderSource
+from semistylegan.data.mat_files import read_norb_matrix
 from semistylegan.errors import UserError
 
 

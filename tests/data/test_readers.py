@@ -7,7 +7,9 @@ import pytest
 
 from semistylegan.data import make_dataset
 from semistylegan.data.dsprites import area_downsample
-from semistylegan.data.array_files import FALCOR3D_FACTORS, ISAAC3D_FACTORS, codes_to_values, read_norb_matrix, write_norb_matrix
+from semistylegan.data.folder_format import codes_to_values
+from semistylegan.data.image_folders import FALCOR3D_FACTORS, ISAAC3D_FACTORS
+from semistylegan.data.mat_files import read_norb_matrix, write_norb_matrix
 
 from datafixtures import (
     decode_index,

@@ -143,15 +143,18 @@ def _file_dataset(name, source_factory, allowed=()):
 
 
 def _register_files():
-    from semistylegan.data import array_files as readers
+    from semistylegan.data.array_files import MPI3DSource
+    from semistylegan.data.folder_format import FolderSource
+    from semistylegan.data.image_folders import CelebASource, falcor3d_source, isaac3d_source
+    from semistylegan.data.mat_files import Cars3DSource, SmallNORBSource
 
-    _file_dataset("mpi3d", readers.MPI3DSource, ("factor_sizes",))
-    _file_dataset("cars3d", readers.Cars3DSource)
-    _file_dataset("smallnorb", readers.SmallNORBSource)
-    _file_dataset("falcor3d", readers.falcor3d_source, ("factor_sizes",))
-    _file_dataset("isaac3d", readers.isaac3d_source, ("factor_sizes",))
-    _file_dataset("celeba", readers.CelebASource, ("split",))
-    _file_dataset("folder", readers.FolderSource, ("discrete", "continuous", "bins", "mixed_sizes"))
+    _file_dataset("mpi3d", MPI3DSource, ("factor_sizes",))
+    _file_dataset("cars3d", Cars3DSource)
+    _file_dataset("smallnorb", SmallNORBSource)
+    _file_dataset("falcor3d", falcor3d_source, ("factor_sizes",))
+    _file_dataset("isaac3d", isaac3d_source, ("factor_sizes",))
+    _file_dataset("celeba", CelebASource, ("split",))
+    _file_dataset("folder", FolderSource, ("discrete", "continuous", "bins", "mixed_sizes"))
 
 
 _register_files()
