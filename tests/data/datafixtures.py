@@ -2,7 +2,6 @@
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 
@@ -47,7 +46,8 @@ def write_dsprites_hdf5(path, sizes=(1, 3, 2, 2, 2, 2), res=16, seed=0):
     return imgs, cls
 
 
-SHAPES3D_VALUES = [np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30, 30, 15)]
+SHAPES3D_VALUES = [np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10),
+                   np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30, 30, 15)]
 
 
 def write_shapes3d_h5(path, sizes=(2, 2, 1, 2, 2, 3), res=4):

@@ -79,7 +79,8 @@ def _npz_member_reader(path: str, key: str):
     member = key + ".npy"
     if member not in names:
         zf.close()
-        raise UserError(f"{path}: no array '{key}' in the archive (found: {', '.join(n[:-4] for n in names) or 'nothing'})")
+        raise UserError(f"{path}: no array '{key}' in the archive (found: "
+                        f"{', '.join(n[:-4] for n in names) or 'nothing'})")
     try:
         f = zf.open(member)
         version = np.lib.format.read_magic(f)
@@ -146,7 +147,8 @@ def _open_h5(path: str):
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        raise UserError(f"{path}: not a readable HDF5 file (truncated or corrupt: {str(e).splitlines()[0][:80]})") from None
+        raise UserError(f"{path}: not a readable HDF5 file "
+                        f"(truncated or corrupt: {str(e).splitlines()[0][:80]})") from None
 
 
 def _h5_dataset(f, key: str, path: str):
@@ -218,7 +220,8 @@ class DSpritesFileSource(Source):
         if values is not None and values.shape == classes.shape:
             bases = FactorSpace(DSPRITES_NAMES, tuple(int(s) for s in sizes)).bases
             vals = tuple(tuple(float(values[j * bases[k], k]) for j in range(sizes[k])) for k in keep)
-        self.factor_space = FactorSpace(tuple(DSPRITES_NAMES[k] for k in keep), tuple(int(sizes[k]) for k in keep), vals)
+        self.factor_space = FactorSpace(tuple(DSPRITES_NAMES[k] for k in keep), tuple(int(sizes[k]) for k in keep),
+                                        vals)
         self.num_images = int(shape[0])
         self.options = {}
 
@@ -239,7 +242,8 @@ class DSpritesFileSource(Source):
     def _scale(self, x):
         x = np.asarray(x)
         if x.dtype != np.uint8 or x.max(initial=0) > 1:
-            raise UserError(f"{self.path}: 'imgs' must be uint8 with values 0/1, got dtype {x.dtype} max {x.max(initial=0)}")
+            raise UserError(f"{self.path}: 'imgs' must be uint8 with values 0/1, got dtype {x.dtype} max "
+                            f"{x.max(initial=0)}")
         return (x * np.uint8(255))[:, None]
 
     def extra_info(self):
@@ -260,7 +264,8 @@ class Shapes3DFileSource(Source):
         if not _is_hdf5(self.path):
             raise UserError(f"{self.path}: not an HDF5 file (expected 3dshapes.h5)")
         with _open_h5(self.path) as f:
-            labels = np.asarray(_h5_read(_h5_dataset(f, "labels", self.path), (), self.path, "labels"), dtype=np.float64)
+            labels = _h5_read(_h5_dataset(f, "labels", self.path), (), self.path, "labels")
+            labels = np.asarray(labels, dtype=np.float64)
             shape = _h5_dataset(f, "images", self.path).shape
         if len(shape) != 4 or shape[3] != 3:
             raise UserError(f"{self.path}: 'images' must be (N, H, W, 3), got {tuple(shape)}")
@@ -294,7 +299,8 @@ class Shapes3DFileSource(Source):
         return {"source": os.path.abspath(self.path)}
 
 
-MPI3D_FACTOR_NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color", "horizontal_axis", "vertical_axis")
+MPI3D_FACTOR_NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color",
+                      "horizontal_axis", "vertical_axis")
 MPI3D_SIZES = {1036800: (6, 6, 2, 3, 3, 40, 40), 460800: (4, 4, 2, 3, 3, 40, 40)}
 
 
@@ -320,7 +326,8 @@ class MPI3DSource(Source):
         elif n in MPI3D_SIZES:
             sizes = MPI3D_SIZES[n]
         else:
-            raise UserError(f"{self.path}: {n} images; MPI3D files hold 1,036,800 (6 colours x 6 shapes) or 460,800 (4 x 4)")
+            raise UserError(f"{self.path}: {n} images; MPI3D files hold 1,036,800 (6 colours x 6 shapes) "
+                            "or 460,800 (4 x 4)")
         if int(np.prod(sizes)) != n:
             raise UserError(f"{self.path}: {n} images but the factor grid {list(sizes)} needs {int(np.prod(sizes))}")
         self.factor_space = FactorSpace(MPI3D_FACTOR_NAMES, sizes)
@@ -335,4 +342,5 @@ class MPI3DSource(Source):
             yield np.arange(s, s + len(x)), x.transpose(0, 3, 1, 2)
 
     def extra_info(self):
-        return {"source": os.path.abspath(self.path), "variant": "6x6" if self.factor_space.sizes[0] == 6 else f"{self.factor_space.sizes[0]}x{self.factor_space.sizes[1]}"}
+        sizes = self.factor_space.sizes
+        return {"source": os.path.abspath(self.path), "variant": "6x6" if sizes[0] == 6 else f"{sizes[0]}x{sizes[1]}"}

@@ -78,7 +78,8 @@ class FolderSource(ImageFilesSource):
         self._parse_csv(csv_path, files, set(discrete or ()), set(continuous or ()))
         self.num_images = len(files)
         self._init_files(root, files, mixed_sizes=bool(mixed_sizes))
-        self.options = {"discrete": sorted(discrete or ()), "continuous": sorted(continuous or ()), "bins": bins, "mixed_sizes": bool(mixed_sizes)}
+        self.options = {"discrete": sorted(discrete or ()), "continuous": sorted(continuous or ()), "bins": bins,
+                        "mixed_sizes": bool(mixed_sizes)}
 
     def _parse_csv(self, csv_path, files, discrete, continuous):
         try:
@@ -112,7 +113,8 @@ class FolderSource(ImageFilesSource):
                 raise UserError(f"{csv_path}: line {ln} has {len(row)} fields, the header has {k + 1}")
             rel = os.path.normpath(row[0].strip()).replace(os.sep, "/")
             if rel not in position:
-                raise UserError(f"{csv_path}: line {ln} names '{row[0].strip()}', which is not an image under {os.path.dirname(csv_path)}")
+                raise UserError(f"{csv_path}: line {ln} names '{row[0].strip()}', which is not an image under "
+                                f"{os.path.dirname(csv_path)}")
             if rel in seen:
                 raise UserError(f"{csv_path}: line {ln} repeats '{rel}' (first on line {seen[rel]})")
             seen[rel] = ln
@@ -183,20 +185,23 @@ class FolderSource(ImageFilesSource):
         if kind == "continuous":
             if not numeric:
                 bad = next(i for i, x in enumerate(nums) if x is None)
-                raise UserError(f"{csv_path}: line {lines[bad]}: continuous factor '{name}' has the non-number '{texts[bad]}'")
+                raise UserError(f"{csv_path}: line {lines[bad]}: continuous factor '{name}' has the non-number "
+                                f"'{texts[bad]}'")
             arr = np.asarray(nums, dtype=np.float64)
             if allowed is not None:
                 lo, hi = allowed
                 out = np.flatnonzero((arr < lo) | (arr > hi))
                 if len(out):
-                    raise UserError(f"{csv_path}: line {lines[out[0]]}: factor '{name}' value {texts[out[0]]} is outside its range [{lo:g}, {hi:g}]")
+                    raise UserError(f"{csv_path}: line {lines[out[0]]}: factor '{name}' value {texts[out[0]]} is "
+                                    f"outside its range [{lo:g}, {hi:g}]")
             else:
                 lo, hi = (float(arr.min()), float(arr.max())) if len(arr) else (0.0, 1.0)
             span = hi - lo
             code = (arr - lo) / span if span > 0 else np.zeros_like(arr)
             cls = np.minimum((code * self.bins).astype(np.int64), self.bins - 1)
             centres = [lo + (b + 0.5) / self.bins * (span if span > 0 else 0.0) for b in range(self.bins)]
-            return cls, code, {"name": name, "type": "continuous", "min": lo, "max": hi, "classes": self.bins, "class_values": centres, "labelled": len(arr)}
+            return cls, code, {"name": name, "type": "continuous", "min": lo, "max": hi, "classes": self.bins,
+                               "class_values": centres, "labelled": len(arr)}
         # discrete
         if allowed is not None:
             order = list(allowed)
@@ -208,7 +213,8 @@ class FolderSource(ImageFilesSource):
                 keys = texts
             bad = next((i for i, key in enumerate(keys) if key not in index), None)
             if bad is not None:
-                raise UserError(f"{csv_path}: line {lines[bad]}: factor '{name}' value '{texts[bad]}' is not one of {'|'.join(order)}")
+                raise UserError(f"{csv_path}: line {lines[bad]}: factor '{name}' value '{texts[bad]}' is not one of "
+                                f"{'|'.join(order)}")
             cls = np.asarray([index[key] for key in keys], dtype=np.int64)
             shown = order
         elif numeric:
@@ -224,7 +230,8 @@ class FolderSource(ImageFilesSource):
         m = max(len(shown), 1)
         code = cls / max(m - 1, 1)
         class_values = [float(v) if isinstance(v, (int, float)) else float(i) for i, v in enumerate(shown)] or [0.0]
-        return cls, code, {"name": name, "type": "discrete", "values": shown, "classes": m, "class_values": class_values, "labelled": len(cls)}
+        return cls, code, {"name": name, "type": "discrete", "values": shown, "classes": m,
+                           "class_values": class_values, "labelled": len(cls)}
 
     def checksum(self):
         h = hashlib.sha256(file_checksum(self.csv_path).encode())

@@ -26,12 +26,14 @@ __all__ = [
 
 
 FALCOR3D_FACTORS = FactorSpace(
-    ("lighting_intensity", "lighting_x-dir", "lighting_y-dir", "lighting_z-dir", "camera_x-pos", "camera_y-pos", "camera_z-pos"),
+    ("lighting_intensity", "lighting_x-dir", "lighting_y-dir", "lighting_z-dir", "camera_x-pos", "camera_y-pos",
+     "camera_z-pos"),
     (5, 6, 6, 6, 6, 6, 6),
 )
 # dataset_demo.py order: the README's names for slots 1-4 do not fit its own bases.
 ISAAC3D_FACTORS = FactorSpace(
-    ("object_shape", "robot_x-move", "robot_y-move", "camera_height", "object_scale", "lighting_intensity", "lighting_y-dir", "object_color", "wall_color"),
+    ("object_shape", "robot_x-move", "robot_y-move", "camera_height", "object_scale", "lighting_intensity",
+     "lighting_y-dir", "object_color", "wall_color"),
     (3, 8, 5, 4, 4, 4, 6, 4, 4),
 )
 
@@ -65,7 +67,8 @@ class ImageFilesSource(Source):
             img = load_image(path, self.channels)
             size = (img.shape[2], img.shape[1])
             if not self.mixed_sizes and size != tuple(self.expected_size):
-                raise UserError(f"{path}: image is {size[0]}x{size[1]} but {self.relpaths[0]} is {self.expected_size[0]}x{self.expected_size[1]}; all images must have one size")
+                raise UserError(f"{path}: image is {size[0]}x{size[1]} but {self.relpaths[0]} is "
+                                f"{self.expected_size[0]}x{self.expected_size[1]}; all images must have one size")
             if self.target_resolution:
                 img = resize_batch(img[None], self.target_resolution)[0]
             out.append(img)
@@ -99,7 +102,8 @@ class GridFolderSource(ImageFilesSource):
         pngs = {e.name for e in os.scandir(root) if e.name.lower().endswith(".png")}
         expected = [f"{i:06d}.png" for i in range(n)]
         if len(pngs) < n:
-            raise UserError(f"{root}: {len(pngs)} PNG images, but the {name} factor grid {list(factor_space.sizes)} needs {n:,} (images/000000.png ...)")
+            raise UserError(f"{root}: {len(pngs)} PNG images, but the {name} factor grid {list(factor_space.sizes)} "
+                            f"needs {n:,} (images/000000.png ...)")
         missing = next((e for e in expected if e not in pngs), None)
         if missing is not None:
             raise UserError(f"{os.path.join(root, missing)}: image missing from the {name} factor grid")
@@ -176,7 +180,9 @@ class CelebASource(ImageFilesSource):
             files.append(r[0])
             values[i] = v
         values = np.where(values > 0, 1, 0)
-        img_dir = os.path.join(root, "img_align_celeba") if os.path.isdir(os.path.join(root, "img_align_celeba")) else root
+        img_dir = os.path.join(root, "img_align_celeba")
+        if not os.path.isdir(img_dir):
+            img_dir = root
         keep = np.ones(len(files), dtype=bool)
         part_path = os.path.join(root, "list_eval_partition.txt")
         self.partition_file = os.path.exists(part_path)

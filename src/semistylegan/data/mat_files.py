@@ -84,11 +84,13 @@ class Cars3DSource(Source):
         return rows, x.reshape(96, 3, im.shape[0], im.shape[1])
 
     def extra_info(self):
-        return {"source": os.path.abspath(self.root), "object_order": self.order, "objects": [f[:-4] for f in self.files]}
+        return {"source": os.path.abspath(self.root), "object_order": self.order,
+                "objects": [f[:-4] for f in self.files]}
 
 
 # ---------------------------------------------------------------------------------------------
-NORB_DTYPES = {0x1E3D4C55: np.uint8, 0x1E3D4C54: np.int32, 0x1E3D4C51: np.float32, 0x1E3D4C53: np.float64, 0x1E3D4C56: np.int16}
+NORB_DTYPES = {0x1E3D4C55: np.uint8, 0x1E3D4C54: np.int32, 0x1E3D4C51: np.float32, 0x1E3D4C53: np.float64,
+               0x1E3D4C56: np.int16}
 
 
 def write_norb_matrix(path: str, array: np.ndarray) -> None:
@@ -125,7 +127,8 @@ def read_norb_matrix(path: str, mmap: bool = False) -> np.ndarray:
     offset = 8 + 4 * nd
     need = offset + int(np.prod(dims)) * dtype.itemsize
     if size != need:
-        raise UserError(f"{path}: {'truncated' if size < need else 'has trailing bytes'}: {size} bytes, the header {dims} needs {need}")
+        raise UserError(f"{path}: {'truncated' if size < need else 'has trailing bytes'}: {size} bytes, the header "
+                        f"{dims} needs {need}")
     if mmap and int(np.prod(dims)) > 0:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(dims))
     return np.fromfile(path, dtype=dtype, offset=offset).reshape(dims)
@@ -175,7 +178,9 @@ class SmallNORBSource(Source):
         idx = self.factor_space.classes_to_index(labels)
         counts = np.bincount(idx, minlength=self.num_images)
         if len(labels) != self.num_images or (counts != 1).any():
-            raise UserError(f"{root}: the SmallNORB files hold {len(labels)} images covering {int((counts > 0).sum())} of the {self.num_images} cells of the factor grid {list(sizes)}; each cell must appear once")
+            raise UserError(f"{root}: the SmallNORB files hold {len(labels)} images covering "
+                            f"{int((counts > 0).sum())} of the {self.num_images} cells of the factor grid "
+                            f"{list(sizes)}; each cell must appear once")
         self._rows = [self.factor_space.classes_to_index(p[1]) for p in parts]
         self._dat = [p[0]["dat"] for p in parts]
         self.options = {}
