@@ -56,7 +56,8 @@ def main(argv=None):
             secs = sum(cfg.kimg * 1000 / img_s + ev for _, cfg in cells)
             total += secs
             rows.append((method, preset, img_s, cells[0][1].kimg, len(cells), ev, secs / 3600))
-            print(f"{method:14s} {preset:16s} {img_s:7.1f} img/s, eval {ev:6.1f} s, {len(cells)} cells: {secs / 3600:.2f} h",
+            print(f"{method:14s} {preset:16s} {img_s:7.1f} img/s, eval {ev:6.1f} s, {len(cells)} cells: "
+                  f"{secs / 3600:.2f} h",
                   file=sys.stderr, flush=True)
     print("| method | preset | img/s | kimg per cell | cells | eval s per cell | hours |")
     print("|---|---|---|---|---|---|---|")

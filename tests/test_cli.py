@@ -37,7 +37,8 @@ def test_generate_and_traverse(tiny_run, tmp_path, capsys):
     assert main(["traverse", str(tiny_run), "--out", str(tmp_path / "t.png"), "--steps", "6"]) == 0
     img = Image.open(tmp_path / "t.png")
     assert img.height >= 5 * 16 * 4  # five factor rows, 16x16 shown at 4x
-    assert main(["generate", str(tiny_run), "--code", "shape=0,scale=1", "--seeds", "0-3", "--out", str(tmp_path / "g.png")]) == 0
+    assert main(["generate", str(tiny_run), "--code", "shape=0,scale=1", "--seeds", "0-3",
+                 "--out", str(tmp_path / "g.png")]) == 0
     assert Image.open(tmp_path / "g.png").width > 4 * 64
 
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from semistylegan.checkpoint import list_snapshots, load_snapshot
 from semistylegan.config import TrainConfig
@@ -19,7 +18,8 @@ def _train(run_dir, nproc, extra=()):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     else:
         cmd = [sys.executable, *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    rendezvous = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in rendezvous}
     env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -51,6 +51,7 @@ def test_two_processes_match_one(tmp_path, extra):
             # batch, and Adam turns that into small weight differences (measured: at most 3e-4 of
             # a tensor's movement). A rank that trained on its half alone, or on the wrong
             # slice, would differ by a sizeable fraction of the movement.
-            assert (t2 - t).norm().item() <= 1e-2 * movement, f"{name}.{key}: {(t2 - t).norm().item()} vs moved {movement}"
+            change = (t2 - t).norm().item()
+            assert change <= 1e-2 * movement, f"{name}.{key}: {change} vs moved {movement}"
             moved += movement > 0
     assert moved > 10  # the comparison is not vacuous: training moved the weights

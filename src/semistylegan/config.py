@@ -49,7 +49,8 @@ class TrainConfig:
     dataset: str = opt("dsprites", "dataset name (docs/datasets.md lists them)")
     data_path: str | None = opt(None, "official dataset file or folder; none = procedural where possible")
     data_options: dict = opt(None, "dataset options for make_dataset, e.g. a folder's {\"continuous\": [\"size\"], "
-                                   "\"bins\": 5} (--data-options KEY=VALUE, repeatable; docs/datasets.md)", factory=dict)
+                                   "\"bins\": 5} (--data-options KEY=VALUE, repeatable; docs/datasets.md)",
+                             factory=dict)
     resolution: int = opt(32, "training resolution (a power of two)", low=4, high=4096, power_of_two=True)
     method: str = opt("semi", "semi (Semi-StyleGAN), info (Info-StyleGAN), semi-fine, or a baseline")
     labeled_fraction: float = opt(0.01, "eta: the fraction of images whose codes training may see", low=0.0, high=1.0)

@@ -48,7 +48,8 @@ def load_run(run_dir_or_snapshot: str | Path, device: str | torch.device = "cpu"
             state = snap["ema"].get(name, snap["networks"][name])
             net.load_state_dict(state)
     except (KeyError, RuntimeError) as e:
-        raise UserError(f"{snap_path}: networks do not match the snapshot's config ({str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"{snap_path}: networks do not match the snapshot's config "
+                        f"({str(e).splitlines()[0][:120]})") from None
     device = torch.device(device)
     nets = {k: v.to(device).eval().requires_grad_(False) for k, v in nets.items()}
     return LoadedRun(cfg, method, nets, snap["dataset"], snap_path, snap["state"]["cur_nimg"] / 1000, device)

@@ -124,7 +124,8 @@ class Trainer:
             for k, v in self.optimizers.items():
                 v.load_state_dict(snap["optimizers"][k])
         except (KeyError, RuntimeError, ValueError) as e:
-            raise UserError(f"{source}: networks do not match this configuration ({str(e).splitlines()[0][:120]})") from None
+            raise UserError(f"{source}: networks do not match this configuration "
+                            f"({str(e).splitlines()[0][:120]})") from None
         self.step = int(state["step"])
         self.cur_nimg = int(state["cur_nimg"])
         _set_rng_state(self.rng, state["rng"])
@@ -295,7 +296,8 @@ class Trainer:
                     elapsed = max(time.time() - t0, 1e-9)
                     self.last_stats = {k: float(np.mean(v)) for k, v in window.items()}
                     window = {}
-                    line = {"step": self.step, "kimg": self.cur_nimg / 1000, "img_per_s": (self.cur_nimg - nimg0) / elapsed,
+                    line = {"step": self.step, "kimg": self.cur_nimg / 1000,
+                            "img_per_s": (self.cur_nimg - nimg0) / elapsed,
                             **self.last_stats}
                     if main:
                         with open(self.run_dir / "stats.jsonl", "a") as f:
@@ -305,7 +307,8 @@ class Trainer:
                                 if k not in ("step",):
                                     writer.add_scalar(k, v, self.cur_nimg)
                         if bar is not None:
-                            bar.set_postfix({"img/s": f"{line['img_per_s']:.1f}", "D": f"{self.last_stats.get('D/gan', 0):.2f}",
+                            bar.set_postfix({"img/s": f"{line['img_per_s']:.1f}",
+                                             "D": f"{self.last_stats.get('D/gan', 0):.2f}",
                                              "G": f"{self.last_stats.get('G/gan', 0):.2f}"})
                 done = self.cur_nimg >= total
                 if crossed(cfg.grid_kimg, before) or done:

@@ -101,7 +101,8 @@ def test_stream_detects_observation_randomness():
 def test_generate_batch_factor_code_follows_dlib_stream():
     ds = _NoisyObservations()
     rep = lambda x: np.asarray(x, dtype=np.float64) * 2  # noqa: E731
-    codes, factors = replay.generate_batch_factor_code(replay.FactorStream(ds, rep, np.random.RandomState(5), 7), 50, 16)
+    stream = replay.FactorStream(ds, rep, np.random.RandomState(5), 7)
+    codes, factors = replay.generate_batch_factor_code(stream, 50, 16)
     rs = np.random.RandomState(5)
     ref_f, ref_c = [], []
     for n in (16, 16, 16, 2):  # dlib: sample(n) = sample_factors then observations, per chunk

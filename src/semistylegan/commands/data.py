@@ -19,16 +19,22 @@ def add_parser(subparsers) -> None:
         ("prepare", "build the preprocessing cache (or the procedural geometry) with a progress bar"),
     ):
         q = sub.add_parser(action, help=text, description=text)
-        q.add_argument("name", metavar="NAME", help="dataset name (see `semistylegan data info --list`)" if action != "info" else "dataset name")
-        q.add_argument("--data-path", default=None, help="official file or folder; dsprites and shapes3d are procedural without it")
-        q.add_argument("--resolution", type=int, default=None, help="image side in pixels (default: the dataset's default)")
-        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option, e.g. split=train, seed=1, scream_image=PATH, bins=8")
-        q.add_argument("--workers", type=int, default=None, help="processes for decoding and resizing (default: all cores)")
+        name_help = "dataset name (see `semistylegan data info --list`)" if action != "info" else "dataset name"
+        q.add_argument("name", metavar="NAME", help=name_help)
+        q.add_argument("--data-path", default=None,
+                       help="official file or folder; dsprites and shapes3d are procedural without it")
+        q.add_argument("--resolution", type=int, default=None,
+                       help="image side in pixels (default: the dataset's default)")
+        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset option, e.g. split=train, seed=1, scream_image=PATH, bins=8")
+        q.add_argument("--workers", type=int, default=None,
+                       help="processes for decoding and resizing (default: all cores)")
         q.add_argument("--quiet", action="store_true", help="no progress bars or lines on stderr")
         if action == "info":
             q.add_argument("--json", action="store_true", help="print info() as JSON")
         if action == "preview":
-            q.add_argument("--out", default=None, help="sample grid PNG (default preview-NAME.png); the traversal goes to OUT-traversal.png")
+            q.add_argument("--out", default=None,
+                           help="sample grid PNG (default preview-NAME.png); the traversal goes to OUT-traversal.png")
             q.add_argument("--num", type=int, default=64, help="number of samples in the grid")
             q.add_argument("--seed", type=int, default=0)
         if action == "prepare":
@@ -84,7 +90,8 @@ def _info(args) -> int:
     fs = ds.factor_space
     print(f"dataset      {args.name}")
     print(f"images       {len(ds):,} ({'full factor grid' if ds.is_grid else 'partial labels'})")
-    print(f"resolution   {ds.resolution}x{ds.resolution}, {ds.channels} channel(s); paper: {', '.join(map(str, PAPER_RESOLUTIONS.get(args.name, ())))}")
+    print(f"resolution   {ds.resolution}x{ds.resolution}, {ds.channels} channel(s); paper: "
+          f"{', '.join(map(str, PAPER_RESOLUTIONS.get(args.name, ())))}")
     if "cache" in info:
         print(f"cache        {info['cache']}")
     if not ds.is_grid:
@@ -186,7 +193,8 @@ def _prepare(args) -> int:
         if where is None:
             print(f"{args.name} is procedural and renders on the fly; nothing to prepare")
         else:
-            print(f"{args.name}: {len(ds):,} images at {ds.resolution}x{ds.resolution} ready in {time.time() - t0:.1f}s: {where}")
+            print(f"{args.name}: {len(ds):,} images at {ds.resolution}x{ds.resolution} ready in "
+                  f"{time.time() - t0:.1f}s: {where}")
     if args.out and where:
         with open(args.out, "w") as f:
             f.write(str(where) + "\n")

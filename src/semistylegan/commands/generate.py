@@ -42,7 +42,8 @@ def run(args) -> int:
     for name, value in fixed.items():
         codes[:, fs.index_of(name)] = value
     with torch.no_grad():
-        imgs = tensor_to_images(run_.method.generate(run_.nets, torch.from_numpy(codes), torch.from_numpy(z), args.truncation))
+        generated = run_.method.generate(run_.nets, torch.from_numpy(codes), torch.from_numpy(z), args.truncation)
+        imgs = tensor_to_images(generated)
     cols = min(len(seeds), 8)
     rows = -(-len(seeds) // cols)
     if rows * cols != len(imgs):

@@ -44,7 +44,8 @@ def run(args) -> int:
             state = res["status"] if res else ("partial" if any((S.cell_dir(out, c)).glob("snapshot-*.pt")) else "todo")
             done += res is not None and res.get("status") == "done"
             cfg = c.config(st.top)
-            print(f"{c.index + 1:4d}  {state:9s} {c.cell_id}  ({cfg.preset}, {cfg.dataset}{cfg.resolution}, {cfg.kimg:g} kimg)")
+            print(f"{c.index + 1:4d}  {state:9s} {c.cell_id}  ({cfg.preset}, {cfg.dataset}{cfg.resolution}, "
+                  f"{cfg.kimg:g} kimg)")
         print(json.dumps({"study": st.name, "cells": len(st.cells), "finished": done, "out": str(out),
                           "budget": st.budget}, indent=None))
         return 0

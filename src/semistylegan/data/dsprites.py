@@ -78,7 +78,8 @@ def render_templates() -> np.ndarray:
         v = -s * u0 + c * v0
         for shape in range(3):
             for si, scale in enumerate(DSPRITES_FACTORS.values[1]):
-                cover = _inside(shape, u, v, scale).reshape(TEMPLATE, SUPERSAMPLE, TEMPLATE, SUPERSAMPLE).mean(axis=(1, 3))
+                inside = _inside(shape, u, v, scale)
+                cover = inside.reshape(TEMPLATE, SUPERSAMPLE, TEMPLATE, SUPERSAMPLE).mean(axis=(1, 3))
                 out[shape, si, k] = cover >= 0.5
     return out
 

@@ -88,7 +88,8 @@ class SemiStyleGAN(Method):
         G = Generator(self.num_factors, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels,
                       cfg.channel_base, cfg.channel_max, cfg.mapping_layers, cfg.mapping_lr_mul)
         D = Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
-                          cfg.mbstd_group, code_classes=tuple(int(m) for m in self.factor_sizes) if self.classify else None)
+                          cfg.mbstd_group,
+                          code_classes=tuple(int(m) for m in self.factor_sizes) if self.classify else None)
         return self._finish_networks(G, D)
 
     def _finish_networks(self, G: nn.Module, D: nn.Module) -> dict[str, nn.Module]:

@@ -178,7 +178,8 @@ class SemiStyleGANFine(SemiStyleGAN):
             return codes
         if codes.shape[1] == self.num_factors:
             return codes[:, self.fine_idx]
-        raise ValueError(f"codes must have {self.num_factors} (all) or {self.num_fine} (fine) columns, got {codes.shape[1]}")
+        raise ValueError(f"codes must have {self.num_factors} (all) or {self.num_fine} (fine) columns, got "
+                         f"{codes.shape[1]}")
 
     def reference_images(self, device) -> torch.Tensor:
         """A fixed training image (seeded by cfg.seed) used as coarse input when none is given."""

@@ -86,7 +86,8 @@ def beta_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train: 
                    num_eval: int = 5000, encode_batch_size: int | None = None) -> dict:
     """dlib's `compute_beta_vae_sklearn` on a ground-truth dataset -> {"train_accuracy", "eval_accuracy"}."""
     if int(batch_size) < 1 or int(num_train) < 2 or int(num_eval) < 1:
-        raise ValueError(f"need batch_size >= 1, num_train >= 2, num_eval >= 1; got {batch_size}, {num_train}, {num_eval}")
+        raise ValueError(f"need batch_size >= 1, num_train >= 2, num_eval >= 1; got {batch_size}, {num_train}, "
+                         f"{num_eval}")
     batch_size = int(batch_size)
     rs = replay.as_random_state(seed)
     stream = replay.FactorStream(dataset, represent, rs, encode_batch_size)

@@ -50,7 +50,8 @@ class FactorStream:
     #: images per bookkeeping chunk of the FactorVAE / BetaVAE loops (memory vs vectorisation)
     chunk_images = 8192
 
-    def __init__(self, dataset, represent: Represent, random_state: np.random.RandomState, encode_batch_size: int | None = None):
+    def __init__(self, dataset, represent: Represent, random_state: np.random.RandomState,
+                 encode_batch_size: int | None = None):
         self.dataset = dataset
         self.represent = represent
         self.rs = random_state
@@ -133,7 +134,8 @@ class FactorStream:
         out = np.asarray(self.represent(obs))
         if out.ndim != 2 or out.shape[0] != len(obs):
             raise ValueError(
-                f"the representation function must return codes of shape ({len(obs)}, d) for {len(obs)} inputs, got {out.shape}"
+                f"the representation function must return codes of shape ({len(obs)}, d) for {len(obs)} inputs, got "
+                f"{out.shape}"
             )
         return out
 

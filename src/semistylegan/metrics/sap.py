@@ -59,7 +59,8 @@ def sap_score_matrix(codes_train, factors_train, codes_test, factors_test, conti
     return np.asarray(values, dtype=np.float64).reshape(d, k)
 
 
-def sap(codes_train, factors_train, codes_test, factors_test, continuous: bool = False, n_jobs: int | None = None) -> dict:
+def sap(codes_train, factors_train, codes_test, factors_test, continuous: bool = False,
+        n_jobs: int | None = None) -> dict:
     """{"SAP_score": ...}: mean over factors of the top-1 minus top-2 score of the code dims."""
     s = np.sort(sap_score_matrix(codes_train, factors_train, codes_test, factors_test, continuous, n_jobs), axis=0)
     return {"SAP_score": float(np.mean(s[-1] - s[-2]))}

@@ -84,7 +84,8 @@ def representation(case: str, sizes=(3, 6, 40, 32, 32)):
         sigma = float(case[len("noisy"):])
         return lambda c: noisy(np.asarray(c), sigma)
     if case == "nuisance":
-        return lambda c: np.hstack([noisy(np.asarray(c), 0.05), _table(2, space.num_combinations, 5)[space.classes_to_index(c)]])
+        return lambda c: np.hstack([noisy(np.asarray(c), 0.05),
+                                    _table(2, space.num_combinations, 5)[space.classes_to_index(c)]])
     if case == "rotated":
         return lambda c: noisy(np.asarray(c), 0.05) @ _rotation(k)
     if case == "const2":

@@ -105,7 +105,8 @@ def check_pair(codes, factors, codes_name: str = "codes", factors_name: str = "f
     factors = check_factors(factors, factors_name)
     if codes.shape[0] != factors.shape[0]:
         raise ValueError(
-            f"{codes_name} and {factors_name} must have the same number of rows, got {codes.shape[0]} and {factors.shape[0]}"
+            f"{codes_name} and {factors_name} must have the same number of rows, got {codes.shape[0]} and "
+            f"{factors.shape[0]}"
         )
     return codes, factors
 

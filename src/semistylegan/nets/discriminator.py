@@ -61,7 +61,8 @@ class Discriminator(nn.Module):
                  channel_max: int = 64, mbstd_group: int = 4, code_classes: tuple[int, ...] | None = None):
         super().__init__()
         self.c_dim, self.resolution, self.img_channels = c_dim, resolution, img_channels
-        self.fromrgb = EqualConv2d(img_channels, channels_for(resolution, channel_base, channel_max), 1, activation="lrelu")
+        self.fromrgb = EqualConv2d(img_channels, channels_for(resolution, channel_base, channel_max), 1,
+                                   activation="lrelu")
         self.blocks = nn.ModuleDict()
         res = resolution
         while res > 4:
@@ -82,7 +83,8 @@ class Discriminator(nn.Module):
         """Seeds the noise E adds to its inputs in training: none here (`noise` is 0, and the
         method only reseeds when it is not); SeparateEncoderDiscriminator has some."""
 
-    def blocks_forward(self, img: torch.Tensor, keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def blocks_forward(self, img: torch.Tensor,
+                       keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """The convolutional trunk down to 4x4; also returns block inputs at the resolutions in `keep`."""
         x = self.fromrgb(img)
         kept = {}

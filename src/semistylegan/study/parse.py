@@ -191,7 +191,10 @@ def _as_list(value, what: str, check: _Checker, where: tuple) -> list:
 
 def _number(v, what: str, check: _Checker, where: tuple, low: float | None = None, high: float | None = None,
             integer: bool = False):
-    ok = isinstance(v, int) and not isinstance(v, bool) if integer else isinstance(v, (int, float)) and not isinstance(v, bool)
+    if integer:
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    else:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
     if not ok or (isinstance(v, float) and not math.isfinite(v)):
         raise check.fail(f"{what} must be {'an integer' if integer else 'a number'}, got {v!r}", *where)
     if (low is not None and v < low) or (high is not None and v > high):

@@ -86,7 +86,8 @@ def summarise(study: Study, rows: list[dict], out: Path) -> dict:
         lines.append("|---|---|" + "---|" * len(used))
         for g in groups:
             cells = [(_fmt(*g[m]) if m in g else "-") for m in used]
-            lines.append(f"| {_row_name(g, len(etas) > 1, len(gammas) > 1)} | {g['seeds']} | " + " | ".join(cells) + " |")
+            row_name = _row_name(g, len(etas) > 1, len(gammas) > 1)
+            lines.append(f"| {row_name} | {g['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["Metrics: MIG and Factor score of the encoder (disentanglement_lib semantics); L2 = mean ||E(x) - c||_2 "
               "on real images (identified codes only); MIG-gen / L2-gen read generated images with the oracle "
@@ -159,7 +160,8 @@ def plot_study(groups: list[dict], out: Path) -> dict:
                     continue
                 name = g["label"] or display_name(g["method"])
                 ax.errorbar(g[metric][0], g["ofid"][0], xerr=g[metric][1], yerr=g["ofid"][1], marker="o", capsize=3)
-                ax.annotate(f"{name} gamma={g['gamma']:g}" + (f" eta={100 * g['eta']:g}%" if uses_labels(g["method"]) else ""),
+                eta = f" eta={100 * g['eta']:g}%" if uses_labels(g["method"]) else ""
+                ax.annotate(f"{name} gamma={g['gamma']:g}" + eta,
                             (g[metric][0], g["ofid"][0]), fontsize=7, xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel(METRIC_TITLES[metric] + " (disentanglement)")
             ax.set_ylabel("oracle FID (lower = more realistic)")
