@@ -94,16 +94,24 @@ def test_snapshot_is_weights_only(tiny_run):
 
 
 def test_readme_quick_command_runs(tmp_path):
-    """The README's train command, shortened with --kimg, runs as written."""
+    """The README's main job (train, then evaluate), shortened with --kimg and smaller samples, runs
+    as written."""
     readme = (ROOT / "README.md").read_text()
     cmds = re.findall(r"^(semistylegan train [^\n]*)$", readme, flags=re.M)
     assert cmds, "README has no 'semistylegan train' command"
-    args = cmds[0].split()[1:]
-    args = [str(tmp_path / "quick") if a.startswith("runs/") else a for a in args]
-    out = subprocess.run([sys.executable, "-m", "semistylegan", *args, "--kimg", "0.064", "--no-progress"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "traversal grid" in out.stdout and (tmp_path / "quick" / "traversal.png").is_file()
+    parts = [p.split() for p in cmds[0].split("&&")]
+    assert [p[1] for p in parts] == ["train", "evaluate"], cmds[0]
+    speed = {"train": ["--kimg", "0.064", "--no-progress"],
+             "evaluate": ["--samples", "300", "--oracle-steps", "30", "--skip", "dci,beta_vae,factor_vae"]}
+    outs = {}
+    for part in parts:
+        args = [str(tmp_path / "quick") if a.startswith("runs/") else a for a in part[1:]]
+        out = subprocess.run([sys.executable, "-m", "semistylegan", *args, *speed[part[1]]],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        outs[part[1]] = out.stdout
+    assert "traversal grid" in outs["train"] and (tmp_path / "quick" / "traversal.png").is_file()
+    assert "MIG-gen" in outs["evaluate"] and (tmp_path / "quick" / "metrics.json").is_file()
 
 
 def test_evaluate_writes_metrics_json(tiny_run, tmp_path, capsys):
