@@ -209,7 +209,8 @@ class Editor:
         images = np.asarray(images)
         expect = (self.channels, self.resolution, self.resolution)
         if images.ndim != 4 or images.shape[1:] != expect or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 (N, {expect[0]}, {expect[1]}, {expect[2]}), got {images.dtype} {images.shape}")
+            raise ValueError(f"images must be uint8 (N, {expect[0]}, {expect[1]}, {expect[2]}), "
+                             f"got {images.dtype} {images.shape}")
         return images_to_tensor(images, self.device)
 
     # ------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ def add_parser(sub):
     a("run", metavar="RUN_DIR", help="run directory (its newest snapshot) or a snapshot file")
     a("--images", required=True, help="an image file or a folder of images")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--set", action="append", metavar="NAME=VALUE[,NAME=VALUE]", help="factor values in [0, 1] (repeatable)")
+    g.add_argument("--set", action="append", metavar="NAME=VALUE[,NAME=VALUE]",
+                   help="factor values in [0, 1] (repeatable)")
     g.add_argument("--traverse", metavar="NAME", help="sweep one factor over [0, 1]")
     a("--steps", type=int, default=8, help="traversal steps")
     a("--out", required=True, help="output folder")
@@ -50,7 +51,9 @@ def _pil(img):
     """uint8 (C, H, W) -> PIL image at the model's resolution (no scaling, no border)."""
     from PIL import Image
 
-    return Image.fromarray(img[0], mode="L") if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0), mode="RGB")
+    if img.shape[0] == 1:
+        return Image.fromarray(img[0], mode="L")
+    return Image.fromarray(img.transpose(1, 2, 0), mode="RGB")
 
 
 def run(args) -> int:

@@ -130,7 +130,8 @@ class ViewerApp:
     def _codes(self, body: dict) -> np.ndarray:
         codes = body.get("codes")
         if not isinstance(codes, list) or len(codes) != self.num_factors:
-            raise BadRequest(f"'codes' must be a list of {self.num_factors} numbers (factors: {', '.join(self.editor.names)})")
+            raise BadRequest(f"'codes' must be a list of {self.num_factors} numbers "
+                             f"(factors: {', '.join(self.editor.names)})")
         out = []
         for name, v in zip(self.editor.names, codes):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
