@@ -54,7 +54,8 @@ def main(argv=None):
         ds = make_dataset(f"dsprites-{kind}", 64)
         row(f"procedural dsprites-{kind} 64x64", _rate(ds.images, args.batches, args.batch, len(ds)))
     ds = make_dataset("dsprites-real", 64)
-    row("procedural dsprites-real 64x64 (anti-aliased)", _rate(ds.images, max(2, args.batches // 4), args.batch, len(ds)))
+    row("procedural dsprites-real 64x64 (anti-aliased)",
+        _rate(ds.images, max(2, args.batches // 4), args.batch, len(ds)))
     del d64
 
     for res in (64, 32):

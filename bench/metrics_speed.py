@@ -159,7 +159,8 @@ def bench_report(num_samples):
     t = time.perf_counter()
     oracle = get_oracle(ds, verbose=True)
     t_oracle = time.perf_counter() - t
-    print(f"oracle: loaded or trained in {t_oracle:.1f} s; held-out {json.dumps({k: oracle.info[k] for k in ('held_out_l2', 'held_out_mig', 'accuracy', 'train_seconds')})}")
+    print(f"oracle: loaded or trained in {t_oracle:.1f} s; held-out "
+          f"{json.dumps({k: oracle.info[k] for k in ('held_out_l2', 'held_out_mig', 'accuracy', 'train_seconds')})}")
     enc = SmallCNN(5)
     space = ds.factor_space
 
@@ -188,8 +189,8 @@ def main():
     warnings.filterwarnings("ignore")
     parts = args.only.split(",")
     d = load_dlib()
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), cores {os.cpu_count()}, "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
     print("| what | dlib (s) | ours (s) | speed-up | same result | note |")
     print("|---|---|---|---|---|---|")
     rows = []

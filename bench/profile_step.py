@@ -11,10 +11,9 @@ import argparse
 import sys
 import tempfile
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
-from semistylegan.config import TrainConfig, make_config
+from semistylegan.config import make_config
 from semistylegan.train import Trainer
 
 
@@ -24,11 +23,14 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--rows", type=int, default=25)
     ap.add_argument("--shapes", action="store_true", help="group by input shape too")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="config field or method option (TrainConfig.parse_set), e.g. --set bf16=true")
-    args = ap.parse_args()
+    args, train_flags = ap.parse_known_args()
+    # Any other flag is a `semistylegan train` config flag (e.g. --bf16 --recon 50), parsed by its parser.
+    from semistylegan.cli import build_parser
+    from semistylegan.commands.train import _given
+
+    given = _given(build_parser().parse_args(["train", *train_flags]))
     overrides = dict(kimg=1e6, grid_kimg=0.0, snapshot_kimg=1e6, deterministic=False)
-    cfg = make_config(args.preset, **{**overrides, **TrainConfig.parse_set(args.set)})
+    cfg = make_config(args.preset, **{**overrides, **given})
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp, progress=False)
         for _ in range(2):

@@ -34,7 +34,7 @@ def main(argv=None):
     groups = defaultdict(list)
     for c in st.cells:
         cfg = c.config(st.top)
-        key = (c.method, c.preset, tuple(sorted(c.options.items())), tuple(sorted(c.extra.items())))
+        key = (c.method, c.preset, tuple(sorted(c.options.items())))
         groups[key].append((c, cfg))
     rows, total = [], 0.0
     eval_cache: dict[str, float] = {}
@@ -56,9 +56,10 @@ def main(argv=None):
             secs = sum(cfg.kimg * 1000 / img_s + ev for _, cfg in cells)
             total += secs
             rows.append((method, preset, img_s, cells[0][1].kimg, len(cells), ev, secs / 3600))
-            print(f"{method:14s} {preset:16s} {img_s:7.1f} img/s, eval {ev:6.1f} s, {len(cells)} cells: {secs / 3600:.2f} h",
+            print(f"{method:14s} {preset:16s} {img_s:7.1f} img/s, eval {ev:6.1f} s, {len(cells)} cells: "
+                  f"{secs / 3600:.2f} h",
                   file=sys.stderr, flush=True)
-    print(f"| method | preset | img/s | kimg per cell | cells | eval s per cell | hours |")
+    print("| method | preset | img/s | kimg per cell | cells | eval s per cell | hours |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:g} | {r[4]} | {r[5]:.0f} | {r[6]:.2f} |")

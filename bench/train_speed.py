@@ -100,7 +100,8 @@ def main():
     ap.add_argument("--variants", default="base,channels_last,bf16,channels_last+bf16")
     ap.add_argument("--json", default=None, help="append results as JSON lines to this file")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     rows = []
     for variant in args.variants.split(","):
         cl, bf = "channels_last" in variant, "bf16" in variant

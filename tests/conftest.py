@@ -16,3 +16,4 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Oracles and dataset caches of tests live in a per-session temporary directory."""
     cache = tmp_path_factory.getbasetemp() / "cache"
     monkeypatch.setenv("SEMISTYLEGAN_CACHE", str(cache))
+

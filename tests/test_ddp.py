@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from semistylegan.checkpoint import list_snapshots, load_snapshot
 from semistylegan.config import TrainConfig
@@ -19,7 +18,8 @@ def _train(run_dir, nproc, extra=()):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     else:
         cmd = [sys.executable, *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    rendezvous = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in rendezvous}
     env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -29,8 +29,8 @@ def _train(run_dir, nproc, extra=()):
 # Semi-StyleGAN, and Semi-StyleGAN-fine with hue_jitter (random angles drawn per image in the step:
 # the global batch's angles, this rank's part).
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [(), ("--dataset", "shapes3d", "--method", "semi-fine", "--set", "hue_jitter=true",
-                                        "--set", "recon=1")], ids=["semi", "semi-fine-hue-jitter"])
+@pytest.mark.parametrize("extra", [(), ("--dataset", "shapes3d", "--method", "semi-fine", "--hue-jitter",
+                                        "--recon", "1")], ids=["semi", "semi-fine-hue-jitter"])
 def test_two_processes_match_one(tmp_path, extra):
     one = _train(tmp_path / "one", 1, extra)
     two = _train(tmp_path / "two", 2, extra)
@@ -51,6 +51,7 @@ def test_two_processes_match_one(tmp_path, extra):
             # batch, and Adam turns that into small weight differences (measured: at most 3e-4 of
             # a tensor's movement). A rank that trained on its half alone, or on the wrong
             # slice, would differ by a sizeable fraction of the movement.
-            assert (t2 - t).norm().item() <= 1e-2 * movement, f"{name}.{key}: {(t2 - t).norm().item()} vs moved {movement}"
+            change = (t2 - t).norm().item()
+            assert change <= 1e-2 * movement, f"{name}.{key}: {change} vs moved {movement}"
             moved += movement > 0
     assert moved > 10  # the comparison is not vacuous: training moved the weights

@@ -11,7 +11,7 @@ from semistylegan.data import LabeledSubset, make_dataset
 from semistylegan.editing import Editor, decode_image, load_editor, parse_assignments
 from semistylegan.errors import UserError
 
-FINE_SET = "fine_factors=orientation,scale"
+FINE_FACTORS = ["--fine-factors", "orientation,scale"]
 
 
 def tiny_run(tmp_path_factory, method: str):
@@ -20,7 +20,7 @@ def tiny_run(tmp_path_factory, method: str):
     if not list(path.glob("snapshot-*.pt")):
         args = ["train", "--preset", "tiny", "--method", method, "--kimg", "0.032", "--out", str(path), "--no-progress"]
         if method == "semi-fine":
-            args += ["--set", FINE_SET]
+            args += FINE_FACTORS
         assert main(args) == 0
     return path
 

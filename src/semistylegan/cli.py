@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from semistylegan.errors import UserError
 
 # Order shown in --help. A module that is not present in this version is skipped.
-COMMANDS = ("train", "evaluate", "generate", "traverse", "edit", "serve", "export", "data", "study", "bench")
+COMMANDS = ("train", "evaluate", "generate", "traverse", "edit", "project", "serve", "export", "data", "study", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,10 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        from semistylegan import progress
+
+        progress.set_quiet(bool(getattr(args, "quiet", False)))  # per call: tests run several in one process
         result = args.func(args)
         return int(result or 0)
     except UserError as e:
-        print(f"semistylegan: error: {e}", file=sys.stderr)
+        # Under torchrun every process checks the same input: only rank 0 reports it. Once the
+        # process group runs, an error may be one process's own, so each one reports it.
+        tdist = sys.modules.get("torch.distributed")  # not imported for the error alone
+        group_running = tdist is not None and tdist.is_available() and tdist.is_initialized()
+        if group_running or os.environ.get("RANK", "0") == "0":
+            print(f"semistylegan: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("semistylegan: interrupted", file=sys.stderr)

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["init", "rank", "world_size", "is_main", "barrier", "broadcast_module", "all_reduce_grads",
-           "all_reduce_mean", "local_slice", "shutdown"]
+           "all_reduce_mean", "local_slice", "shutdown", "launched_world_size", "check_batches_split"]
 
 
 def init(device: str = "auto") -> torch.device:
@@ -102,3 +102,25 @@ def local_slice(global_n: int) -> slice:
         raise UserError(f"batch {global_n} does not split evenly over {ws} processes")
     per = global_n // ws
     return slice(r * per, (r + 1) * per)
+
+
+def launched_world_size() -> int:
+    """The number of processes torchrun started (1 without torchrun), known before init()."""
+    if is_dist():
+        return world_size()
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", 1))) if "RANK" in os.environ else 1
+    except ValueError:
+        return 1
+
+
+def check_batches_split(cfg) -> None:
+    """The global batches must split evenly over the processes; checked before a run writes anything."""
+    from semistylegan.errors import UserError
+
+    n = launched_world_size()
+    for name in ("batch", "labeled_batch"):
+        value = getattr(cfg, name)
+        if value % n:
+            raise UserError(f"--{name.replace('_', '-')} {value} does not split evenly over {n} processes; "
+                            f"use a multiple of {n}")

@@ -8,9 +8,12 @@ Two routes, chosen by the run's method:
 - Semi-StyleGAN-fine ("semi-fine"): the coarse content is x's own box downsample; c_fine =
   E_fine(x) over the fine factors, the requested ones replaced, x' = G(c_fine, z, down(x)).
 
-z is not optimised: it is drawn from a fixed seed (default 0; one z shared by all images) or is
-the zero vector with `zero_z` (the mode of N(0, I)). Simple and reproducible; the price is that
-a reconstruction (no factor changed) is not pixel-exact.
+By default z is not optimised: it is drawn from a fixed seed (default 0; one z shared by all
+images) or is the zero vector with `zero_z` (the mode of N(0, I)). Simple and reproducible; the
+price is that a reconstruction (no factor changed) is not pixel-exact, and what the factors do
+not describe comes from z, not from the image. `Editor.project` (semistylegan.projection) fits
+the codes and the noise to each image instead; passing its result to `edit` / `traverse` keeps
+the fitted noise, so an edit keeps what the factors do not describe.
 
 Images of any size and colour mode are accepted: transparency is composited onto white, the
 picture converted to the model's channels (L or RGB), centre-cropped to a square and resized to
@@ -206,7 +209,8 @@ class Editor:
         images = np.asarray(images)
         expect = (self.channels, self.resolution, self.resolution)
         if images.ndim != 4 or images.shape[1:] != expect or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 (N, {expect[0]}, {expect[1]}, {expect[2]}), got {images.dtype} {images.shape}")
+            raise ValueError(f"images must be uint8 (N, {expect[0]}, {expect[1]}, {expect[2]}), "
+                             f"got {images.dtype} {images.shape}")
         return images_to_tensor(images, self.device)
 
     # ------------------------------------------------------------------------------------
@@ -220,11 +224,22 @@ class Editor:
             c = self.method.encode(self.nets, x)
         return c.clamp(0.0, 1.0).float().cpu().numpy()
 
+    def project(self, images: np.ndarray, steps: int | None = None, **kwargs):
+        """semistylegan.projection.project on this model: fitted codes and noise per image."""
+        from semistylegan.projection import DEFAULT_STEPS, project
+
+        return project(self, images, DEFAULT_STEPS if steps is None else steps, **kwargs)
+
     @torch.no_grad()
     def generate(self, codes: np.ndarray, images: np.ndarray | None = None, seed: int = 0,
-                 truncation_psi: float = 1.0, zero_z: bool = False) -> np.ndarray:
+                 truncation_psi: float = 1.0, zero_z: bool = False, noise: np.ndarray | None = None) -> np.ndarray:
         """uint8 images from (N, F) codes; semi-fine takes the coarse content from `images`
-        (one image per code, or one image for all)."""
+        (one image per code, or one image for all). `noise`: a projection's fitted noise (one
+        row per code, or one for all) instead of the seeded z."""
+        if noise is not None:
+            from semistylegan.projection import render_images
+
+            return render_images(self, codes, noise, images, truncation_psi)
         c = torch.from_numpy(np.asarray(codes, dtype=np.float32)).to(self.device)
         z = self.z(len(c), seed, zero_z)
         if self.fine:
@@ -238,27 +253,31 @@ class Editor:
         return tensor_to_images(out)
 
     def edit(self, images: np.ndarray, values: dict[str, float], seed: int = 0, truncation_psi: float = 1.0,
-             zero_z: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(edited uint8 images, codes read from the images, codes used)."""
+             zero_z: bool = False, projection=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(edited uint8 images, codes read from the images, codes used). With `projection`
+        (of these images, from `project`), the fitted codes are the reading and its noise is kept."""
         assign = self.check_assignments(values)
-        read = self.encode(images)
+        read = self.encode(images) if projection is None else projection.codes.copy()
         codes = read.copy()
         for i, v in assign.items():
             codes[:, i] = v
-        return self.generate(codes, images, seed, truncation_psi, zero_z), read, codes
+        noise = None if projection is None else projection.noise
+        return self.generate(codes, images, seed, truncation_psi, zero_z, noise=noise), read, codes
 
     def traverse(self, images: np.ndarray, name: str, steps: int = 8, seed: int = 0, truncation_psi: float = 1.0,
-                 zero_z: bool = False) -> np.ndarray:
-        """uint8 (N, steps, C, R, R): factor `name` swept over linspace(0, 1, steps) per image."""
+                 zero_z: bool = False, projection=None) -> np.ndarray:
+        """uint8 (N, steps, C, R, R): factor `name` swept over linspace(0, 1, steps) per image
+        (from the projection's codes and noise when given)."""
         i = self.check_factor(name)
         if not (2 <= steps <= 64):
             raise UserError(f"--steps must be in [2, 64], got {steps}")
-        read = self.encode(images)
+        read = self.encode(images) if projection is None else projection.codes
         n = len(read)
         codes = np.repeat(read[:, None, :], steps, axis=1)
         codes[:, :, i] = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :]
         rep = np.repeat(images, steps, axis=0) if self.fine else None
-        out = self.generate(codes.reshape(n * steps, -1), rep, seed, truncation_psi, zero_z)
+        noise = None if projection is None else np.repeat(projection.noise, steps, axis=0)
+        out = self.generate(codes.reshape(n * steps, -1), rep, seed, truncation_psi, zero_z, noise=noise)
         return out.reshape(n, steps, *out.shape[1:])
 
 

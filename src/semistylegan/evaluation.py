@@ -29,7 +29,7 @@ class LoadedRun:
     device: torch.device
 
     def dataset(self) -> ImageDataset:
-        return make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path)
+        return make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path, **self.cfg.data_options)
 
 
 def load_run(run_dir_or_snapshot: str | Path, device: str | torch.device = "cpu",
@@ -48,7 +48,8 @@ def load_run(run_dir_or_snapshot: str | Path, device: str | torch.device = "cpu"
             state = snap["ema"].get(name, snap["networks"][name])
             net.load_state_dict(state)
     except (KeyError, RuntimeError) as e:
-        raise UserError(f"{snap_path}: networks do not match the snapshot's config ({str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"{snap_path}: networks do not match the snapshot's config "
+                        f"({str(e).splitlines()[0][:120]})") from None
     device = torch.device(device)
     nets = {k: v.to(device).eval().requires_grad_(False) for k, v in nets.items()}
     return LoadedRun(cfg, method, nets, snap["dataset"], snap_path, snap["state"]["cur_nimg"] / 1000, device)
@@ -115,8 +116,30 @@ def quick_encoder_metrics(method: Method, nets: dict, dataset: ImageDataset, num
         except ValueError as e:  # e.g. a collapsed code early in training
             out["mig_error"] = str(e)
     # L2 compares code k with factor k: only for codes identified with the factors.
-    if codes.shape[1] == true.shape[1] and getattr(method, "identified_codes", True):
+    if codes.shape[1] == true.shape[1] and method.identified_codes:
         mask = ~np.isnan(true)
         err = np.where(mask, codes - np.nan_to_num(true), 0.0)
         out["l2"] = float(np.sqrt((err**2).sum(axis=1)).mean())
     return out
+
+
+# --- Semi-StyleGAN-fine: edits of real images read by the oracle (apart from the metrics above) ---
+
+def fine_edit_report(run: LoadedRun, n: int, seed: int = 0, oracle_steps: int | None = None, examples: int = 8):
+    """(report, picture) of a semi-fine run: `fine_edit_metrics` on `n` held-out images under
+    "fine_edits", the oracle's held-out quality under "oracle", and the picture of
+    `fine_edit_examples` on the first `examples` of those images."""
+    from semistylegan.metrics.fine_edits import fine_edit_examples, fine_edit_metrics, held_out_indices
+    from semistylegan.metrics.oracle import get_oracle
+
+    dataset = run.dataset()
+    if not dataset.is_grid:
+        raise UserError(f"evaluate: edits of a semi-fine run are scored on a full factor grid; {dataset.name} has none")
+    oracle = get_oracle(dataset, **({"train_steps": oracle_steps} if oracle_steps else {}))
+    with torch.no_grad():
+        report = {"fine_edits": fine_edit_metrics(run.method, run.nets, dataset, oracle, n, seed, run.device),
+                  "oracle": {k: v for k, v in oracle.info.items() if k != "factor_space"}}
+        images = dataset.images(held_out_indices(run.method, dataset, min(examples, n), seed))
+        picture = fine_edit_examples(run.method, run.nets, images, device=run.device)
+    report["fine_edits"]["seed"] = int(seed)
+    return report, picture

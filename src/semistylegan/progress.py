@@ -28,9 +28,11 @@ def stage(message: str) -> None:
 
 
 def bar(iterable=None, **kwargs):
-    """A tqdm bar on stderr (disabled when quiet); the same keyword arguments as tqdm."""
+    """A tqdm bar on stderr (disabled when quiet); the same keyword arguments as tqdm (`disable`
+    can only add to quiet)."""
     from tqdm import tqdm
 
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("leave", False)
-    return tqdm(iterable, file=sys.stderr, disable=_state["quiet"], **kwargs)
+    disable = bool(kwargs.pop("disable", False)) or _state["quiet"]
+    return tqdm(iterable, file=sys.stderr, disable=disable, **kwargs)

@@ -15,6 +15,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 
 from semistylegan import dist
-from semistylegan.checkpoint import FORMAT, atomic_save, atomic_write_text, latest_snapshot, list_snapshots, load_snapshot
+from semistylegan.checkpoint import (FORMAT, atomic_save, atomic_write_text, list_snapshots, newest_intact_snapshot,
+                                     remove_stale_temp_files)
 from semistylegan.config import TrainConfig
 from semistylegan.data import LabeledSubset, make_dataset
 from semistylegan.data.dataset import ImageDataset, images_to_tensor, tensor_to_images
@@ -35,6 +37,11 @@ __all__ = ["Trainer", "train", "TrainingDiverged"]
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+# Steps in a row with non-finite gradient values (zeroed by StepContext.optimizer_step) after
+# which the run stops as diverged instead of carrying on with frozen or damaged weights.
+NONFINITE_PATIENCE = 8
 
 
 def _rng_state(rng: np.random.Generator) -> str:
@@ -53,10 +60,13 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
+        self.progress_label: str | None = None  # the bar's description (a study names its cell)
         self.device = dist.init(cfg.device)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
-        self.dataset = dataset if dataset is not None else make_dataset(cfg.dataset, cfg.resolution, cfg.data_path)
+        if dataset is None:
+            dataset = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path, **cfg.data_options)
+        self.dataset = dataset
         if self.dataset.resolution != cfg.resolution:
             raise UserError(f"dataset resolution {self.dataset.resolution} differs from --resolution {cfg.resolution}")
         self.labeled = LabeledSubset(self.dataset, cfg.labeled_fraction, seed=cfg.seed)
@@ -75,6 +85,7 @@ class Trainer:
         self.step = 0
         self.cur_nimg = 0
         self.last_stats: dict[str, float] = {}
+        self.nonfinite_streak = 0
 
     # nets used for evaluation: EMA copies where they exist ---------------------------------
     @property
@@ -113,12 +124,35 @@ class Trainer:
             for k, v in self.optimizers.items():
                 v.load_state_dict(snap["optimizers"][k])
         except (KeyError, RuntimeError, ValueError) as e:
-            raise UserError(f"{source}: networks do not match this configuration ({str(e).splitlines()[0][:120]})") from None
+            raise UserError(f"{source}: networks do not match this configuration "
+                            f"({str(e).splitlines()[0][:120]})") from None
         self.step = int(state["step"])
         self.cur_nimg = int(state["cur_nimg"])
         _set_rng_state(self.rng, state["rng"])
         _set_rng_state(self.data_rng, state["data_rng"])
         self.last_stats = dict(snap.get("stats", {}))
+
+    def resume(self) -> str:
+        """Continue the run in run_dir: load its newest intact snapshot, or start again from step 0
+        when the run stopped before its first one. Unreadable newer snapshots are renamed to
+        *.pt.bad (kept for inspection, out of the way of the snapshots to come). Returns a one-line
+        note for the user, empty when the newest snapshot was loaded."""
+        path, snap, problems = newest_intact_snapshot(self.run_dir)
+        if path is None and not (self.run_dir / "config.json").is_file():
+            raise UserError(f"{self.run_dir}: not a semistylegan run directory (no config.json, no snapshot)")
+        if path is None:
+            return (f"{self.run_dir} has no snapshot yet (the run stopped before its first one), "
+                    "so it starts again from step 0.")
+        self.load_state_dict(snap, source=str(path))
+        if not problems:
+            return ""
+        snaps = list_snapshots(self.run_dir)
+        bad = snaps[snaps.index(path) + 1:]
+        if dist.is_main():
+            for p in bad:
+                p.rename(p.with_name(p.name + ".bad"))
+        return (f"Resuming from {path.name}, the newest intact snapshot. " + " ".join(problems)
+                + f" Renamed to {', '.join(p.name + '.bad' for p in bad)}.")
 
     def save_snapshot(self):
         if not dist.is_main():
@@ -163,6 +197,11 @@ class Trainer:
         bad = [k for k, v in stats.items() if not math.isfinite(v)]
         if bad:
             raise TrainingDiverged(f"losses turned non-finite at step {self.step} ({', '.join(sorted(bad))})")
+        grads = {k: v for k, v in stats.items() if k.endswith("/nonfinite_grads") and v > 0}
+        self.nonfinite_streak = self.nonfinite_streak + 1 if grads else 0
+        if self.nonfinite_streak >= NONFINITE_PATIENCE:
+            raise TrainingDiverged(f"gradients held non-finite values for {self.nonfinite_streak} steps in a row "
+                                   f"at step {self.step} ({', '.join(sorted(grads))})")
         return stats
 
     def _update_ema(self):
@@ -186,8 +225,7 @@ class Trainer:
         fs = self.dataset.factor_space
         rs = np.random.RandomState(seed)
         base = fs.classes_to_code(fs.sample_classes(1, rs))[0]
-        # Only the factors the generator is conditioned on (all, except for Semi-StyleGAN-fine).
-        rows = list(getattr(self.method, "fine_idx", range(fs.num_factors)))
+        rows = self.method.traversed_factors()
         codes = traversal_codes(base, steps).reshape(fs.num_factors, steps, -1)[rows].reshape(len(rows) * steps, -1)
         codes = torch.from_numpy(codes).to(self.device)
         z = torch.from_numpy(rs.standard_normal((1, self.method.z_dim)).astype(np.float32)).to(self.device)
@@ -196,12 +234,15 @@ class Trainer:
         return labeled_grid(imgs, len(rows), steps, row_labels=[fs.names[r] for r in rows],
                             scale=max(1, 64 // self.cfg.resolution))
 
-    def write_grid(self, name: str | None = None):
+    def write_grid(self, name: str | None = None, writer=None):
+        """The traversal grid as PNGs, and as an image in TensorBoard when `writer` is given."""
         if not dist.is_main() or not self.method.has_generator:
             return
         img = self.traversal_image()
         save_png(img, self.run_dir / (name or f"traversal-{self.cur_nimg // 1000:06d}k.png"))
         save_png(img, self.run_dir / "traversal.png")
+        if writer is not None:
+            writer.add_image("traversal", np.asarray(img.convert("RGB")), self.cur_nimg, dataformats="HWC")
 
     def quick_metrics(self) -> dict:
         """Cheap metrics for the log: encoder MIG and L2 on held-out real images."""
@@ -217,15 +258,21 @@ class Trainer:
         main = dist.is_main()
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.run_dir)  # of writes a kill interrupted
+            # Lines a stopped run logged after its last snapshot are redone from it: drop them.
+            for log in ("stats.jsonl", "metrics-train.jsonl"):
+                _truncate_log(self.run_dir / log, self.step)
             atomic_write_text(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
             atomic_write_text(self.run_dir / "dataset.json", json.dumps(self.dataset.info(), indent=2) + "\n")
-        writer = _tensorboard(self.run_dir) if main else None
+        # TensorBoard's global step is cur_nimg; on a resume its events after the snapshot are purged.
+        writer = _tensorboard(self.run_dir, self.cur_nimg + 1 if (self.run_dir / "tensorboard").is_dir() else None) \
+            if main else None
         bar = None
         if main and self.progress:
-            from tqdm import tqdm
+            from semistylegan import progress
 
-            bar = tqdm(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True,
-                       dynamic_ncols=True, desc=f"{cfg.method} {cfg.dataset}{cfg.resolution}")
+            bar = progress.bar(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True, leave=True,
+                               desc=self.progress_label or f"{cfg.method} {cfg.dataset}{cfg.resolution}")
 
         def crossed(interval_kimg: float, before: int) -> bool:
             if interval_kimg <= 0:
@@ -249,7 +296,8 @@ class Trainer:
                     elapsed = max(time.time() - t0, 1e-9)
                     self.last_stats = {k: float(np.mean(v)) for k, v in window.items()}
                     window = {}
-                    line = {"step": self.step, "kimg": self.cur_nimg / 1000, "img_per_s": (self.cur_nimg - nimg0) / elapsed,
+                    line = {"step": self.step, "kimg": self.cur_nimg / 1000,
+                            "img_per_s": (self.cur_nimg - nimg0) / elapsed,
                             **self.last_stats}
                     if main:
                         with open(self.run_dir / "stats.jsonl", "a") as f:
@@ -259,18 +307,19 @@ class Trainer:
                                 if k not in ("step",):
                                     writer.add_scalar(k, v, self.cur_nimg)
                         if bar is not None:
-                            bar.set_postfix({"img/s": f"{line['img_per_s']:.1f}", "D": f"{self.last_stats.get('D/gan', 0):.2f}",
+                            bar.set_postfix({"img/s": f"{line['img_per_s']:.1f}",
+                                             "D": f"{self.last_stats.get('D/gan', 0):.2f}",
                                              "G": f"{self.last_stats.get('G/gan', 0):.2f}"})
                 done = self.cur_nimg >= total
                 if crossed(cfg.grid_kimg, before) or done:
-                    self.write_grid()
+                    self.write_grid(writer=writer)
                 if (crossed(cfg.metrics_kimg, before) or done) and main and self.method.has_encoder:
                     m = {"step": self.step, "kimg": self.cur_nimg / 1000, **self.quick_metrics()}
                     with open(self.run_dir / "metrics-train.jsonl", "a") as f:
                         f.write(json.dumps(m) + "\n")
                     if writer is not None:
                         for k, v in m.items():
-                            if isinstance(v, float):
+                            if isinstance(v, float) and k != "kimg":
                                 writer.add_scalar(f"metrics/{k}", v, self.cur_nimg)
                     result["metrics"] = m
                 if crossed(cfg.snapshot_kimg, before) or done:
@@ -286,18 +335,38 @@ class Trainer:
         return result
 
 
-def _tensorboard(run_dir: Path):
+def _tensorboard(run_dir: Path, purge_step: int | None = None):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard not installed: stats.jsonl still has every number
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
 
-def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
-    """Train from scratch into run_dir, or continue the run in run_dir (resume=True)."""
-    trainer = Trainer(cfg, run_dir, progress=progress)
+def _truncate_log(path: Path, step: int):
+    """Keep the lines of a JSON-lines log up to `step` (and drop a line a kill cut short)."""
+    if not path.is_file():
+        return
+    kept, dropped = [], False
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+                continue
+        except (ValueError, KeyError, TypeError):
+            pass
+        dropped = True
+    if dropped:
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+          dataset: ImageDataset | None = None) -> dict:
+    """Train from scratch into run_dir, or continue the run in run_dir (resume=True; from its newest
+    intact snapshot, or from step 0 when it has none yet, with a one-line note on stderr)."""
+    trainer = Trainer(cfg, run_dir, dataset=dataset, progress=progress)
     if resume:
-        path = latest_snapshot(run_dir)
-        trainer.load_state_dict(load_snapshot(path), source=str(path))
+        note = trainer.resume()
+        if note and dist.is_main():
+            print(f"semistylegan: note: {note}", file=sys.stderr, flush=True)
     return trainer.run()

@@ -2,7 +2,6 @@
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 
@@ -47,7 +46,8 @@ def write_dsprites_hdf5(path, sizes=(1, 3, 2, 2, 2, 2), res=16, seed=0):
     return imgs, cls
 
 
-SHAPES3D_VALUES = [np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30, 30, 15)]
+SHAPES3D_VALUES = [np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10),
+                   np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30, 30, 15)]
 
 
 def write_shapes3d_h5(path, sizes=(2, 2, 1, 2, 2, 3), res=4):
@@ -90,7 +90,7 @@ def write_cars3d(root, names, res=4):
 
 def write_smallnorb(root, res=4):
     """2 categories x 2 instances x 1 elevation x 2 azimuths x 1 lighting, split over train/test."""
-    from semistylegan.data.readers import NORB_PREFIXES, write_norb_matrix
+    from semistylegan.data.mat_files import NORB_PREFIXES, write_norb_matrix
 
     os.makedirs(root, exist_ok=True)
     all_labels = []
@@ -110,7 +110,7 @@ def write_smallnorb(root, res=4):
 
 
 def write_celeba(root, n=6, partition=True, size=(6, 8)):
-    from semistylegan.data.readers import CELEBA_ATTRIBUTES
+    from semistylegan.data.image_folders import CELEBA_ATTRIBUTES
 
     rs = np.random.RandomState(0)
     vals = rs.choice([-1, 1], size=(n, 40))

@@ -3,13 +3,15 @@ import os
 
 import numpy as np
 import pytest
-from datafixtures import encode_index, write_celeba, write_dsprites_npz, write_folder, write_grid_folder, write_png, write_smallnorb
+from datafixtures import (encode_index, write_celeba, write_dsprites_npz, write_folder, write_grid_folder, write_png,
+                          write_smallnorb)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semistylegan.cli import main
 from semistylegan.data import make_dataset
-from semistylegan.data.readers import FolderSource, read_norb_matrix
+from semistylegan.data.folder_format import FolderSource
+from semistylegan.data.mat_files import read_norb_matrix
 from semistylegan.errors import UserError
 
 
@@ -192,7 +194,8 @@ def test_fuzz_dsprites_npz(tmp_path, cache_dir, cut, flip):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.lists(st.sampled_from(["a/x1.png", "z.png", "", "1", "2.5", "red", "nan", "-3", "x:y", "1e400"]), min_size=0, max_size=4), max_size=5),
+@given(st.lists(st.lists(st.sampled_from(["a/x1.png", "z.png", "", "1", "2.5", "red", "nan", "-3", "x:y", "1e400"]),
+                         min_size=0, max_size=4), max_size=5),
        st.sampled_from(["file,f", "file,f,g", "file,f:continuous,g", "file,f:discrete[1|2],g", "file", "f,file"]))
 def test_fuzz_folder_csv(tmp_path, rows, header):
     root = tmp_path / "fz"

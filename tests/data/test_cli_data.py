@@ -26,7 +26,8 @@ def test_preview_writes_grid_and_traversal(tmp_path, cache_dir, capsys):
     root = tmp_path / "mine"
     write_folder(root)
     out2 = tmp_path / "f.png"
-    assert main(["data", "preview", "folder", "--data-path", str(root), "--resolution", "8", "--num", "4", "--out", str(out2), "--workers", "1"]) == 0
+    assert main(["data", "preview", "folder", "--data-path", str(root), "--resolution", "8", "--num", "4",
+                 "--out", str(out2), "--workers", "1"]) == 0
     assert (tmp_path / "f-traversal.png").exists()
     assert main(["data", "preview", "dsprites", "--out", str(tmp_path / "x.jpg")]) == 2
 
@@ -35,7 +36,8 @@ def test_prepare_builds_cache_once(tmp_path, cache_dir, capsys):
     root = tmp_path / "mine"
     write_folder(root)
     where = tmp_path / "where.txt"
-    args = ["data", "prepare", "folder", "--data-path", str(root), "--resolution", "8", "--out", str(where), "--workers", "2"]
+    args = ["data", "prepare", "folder", "--data-path", str(root), "--resolution", "8", "--out", str(where),
+            "--workers", "2"]
     assert main(args) == 0
     path = where.read_text().strip()
     assert path.startswith(str(cache_dir)) and np.load(path + "/images.npy").shape == (6, 3, 8, 8)

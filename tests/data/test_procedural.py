@@ -14,7 +14,8 @@ def test_registry_names_and_resolutions():
     from semistylegan.data import _load_plugins
 
     _load_plugins()
-    for name in ("dsprites", "dsprites-color", "dsprites-noisy", "dsprites-scream", "shapes3d", "mpi3d", "cars3d", "smallnorb", "falcor3d", "isaac3d", "celeba", "folder"):
+    for name in ("dsprites", "dsprites-color", "dsprites-noisy", "dsprites-scream", "shapes3d", "mpi3d", "cars3d",
+                 "smallnorb", "falcor3d", "isaac3d", "celeba", "folder"):
         assert name in DATASETS and name in PAPER_RESOLUTIONS
     assert PAPER_RESOLUTIONS["isaac3d"] == (128, 512) and PAPER_RESOLUTIONS["falcor3d"] == (128, 1024)
     assert PAPER_RESOLUTIONS["celeba"] == (256,) and PAPER_RESOLUTIONS["shapes3d"] == (64,)

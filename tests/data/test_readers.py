@@ -1,13 +1,14 @@
 """Round trips through every official-format reader, index <-> factor agreement with the bases."""
 import json
-import os
 
 import numpy as np
 import pytest
 
 from semistylegan.data import make_dataset
 from semistylegan.data.dsprites import area_downsample
-from semistylegan.data.readers import FALCOR3D_FACTORS, ISAAC3D_FACTORS, codes_to_values, read_norb_matrix, write_norb_matrix
+from semistylegan.data.folder_format import codes_to_values
+from semistylegan.data.image_folders import FALCOR3D_FACTORS, ISAAC3D_FACTORS
+from semistylegan.data.mat_files import read_norb_matrix, write_norb_matrix
 
 from datafixtures import (
     decode_index,
@@ -70,7 +71,7 @@ def test_mpi3d_variant_from_size_and_bases(tmp_path, cache_dir, n, sizes):
     rs = np.random.RandomState(0)
     cls = ds.factor_space.sample_classes(500, rs)
     c, s, z, h, b, x, y = cls.T
-    if sizes[0] == 4:  # the index formula of reference/DATASETS.md 3.1
+    if sizes[0] == 4:  # the index formula of docs/datasets.md
         official = c * 115200 + s * 28800 + z * 14400 + h * 4800 + b * 1600 + x * 40 + y
     else:
         official = c * 172800 + s * 28800 + z * 14400 + h * 4800 + b * 1600 + x * 40 + y
@@ -94,7 +95,8 @@ def test_cars3d_uses_list_order(tmp_path, cache_dir):
 
 
 def test_smallnorb_matrix_round_trip(tmp_path):
-    for arr in (np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.arange(5, dtype=np.int32), np.arange(8, dtype=np.int32).reshape(2, 4)):
+    for arr in (np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.arange(5, dtype=np.int32),
+                np.arange(8, dtype=np.int32).reshape(2, 4)):
         p = str(tmp_path / "m.mat")
         write_norb_matrix(p, arr)
         back = read_norb_matrix(p)
@@ -159,7 +161,8 @@ def test_folder_labels_and_mapping(tmp_path, cache_dir):
     assert fs.names == ("colour", "count", "angle") and fs.sizes == (3, 3, 10)
     codes = ds.codes(np.arange(6))
     # colour sorted: blue, green, red -> 0, 0.5, 1; count 1,2,3 -> 0, .5, 1; angle / 360
-    expect = np.array([[1, 0, 0], [0, 1, 0.25], [0.5, 0.5, np.nan], [np.nan, 0, 1], [np.nan] * 3, [1, np.nan, 0.5]], dtype=np.float32)
+    expect = np.array([[1, 0, 0], [0, 1, 0.25], [0.5, 0.5, np.nan], [np.nan, 0, 1], [np.nan] * 3, [1, np.nan, 0.5]],
+                      dtype=np.float32)
     assert np.allclose(codes, expect, equal_nan=True)
     cls = ds.classes(np.arange(6))
     assert cls[4].tolist() == [-1, -1, -1] and cls[1].tolist() == [0, 2, 2] and cls[3, 2] == 9

@@ -17,7 +17,9 @@ def test_train_step(name, cls, terms):
     before = snapshot(nets["E"])
     head = [p.detach().clone() for p in nets["E"].out.parameters()]
     m.train_step(ctx, nets, batch)
-    assert all_finite(ctx.stats) and set(ctx.stats) == terms
+    # the losses, and the count of non-finite gradient values (none here)
+    assert all_finite(ctx.stats) and set(ctx.stats) == terms | {"E/nonfinite_grads"}
+    assert ctx.stats["E/nonfinite_grads"] == 0
     assert changed(nets["E"], before)
     # the real/fake head is never trained
     assert all(torch.equal(p, q) for p, q in zip(nets["E"].out.parameters(), head))

@@ -59,7 +59,7 @@ def test_train_step_updates_g_d_h():
 
 
 def test_without_cr_weight_h_is_not_trained_and_g_ignores_it():
-    cfg, m, nets, batch, ctx = setup("infogan-cr", extra={"cr_weight": 0})
+    cfg, m, nets, batch, ctx = setup("infogan-cr", cr_weight=0)
     h0 = snapshot(nets["H"])
     g0 = snapshot(nets["G"])
     m.train_step(ctx, nets, batch)
@@ -68,7 +68,7 @@ def test_without_cr_weight_h_is_not_trained_and_g_ignores_it():
 
 
 def test_bad_options():
-    with pytest.raises(UserError):
-        setup("infogan-cr", extra={"cr_gap": 2.5})
-    with pytest.raises(UserError):
-        setup("infogan-cr", extra={"latent_dim": 1})
+    with pytest.raises(UserError, match=r"^--cr-gap must be < 2.0, got 2.5$"):
+        setup("infogan-cr", cr_gap=2.5)
+    with pytest.raises(UserError, match=r"^InfoGAN-CR needs latent_dim >= 2 \(H classifies the shared code\), got 1$"):
+        setup("infogan-cr", latent_dim=1)

@@ -25,7 +25,7 @@ def test_train_step_finite_and_updates_vae(name, cls):
 
 
 def test_encode_is_the_mean_and_generate_decodes():
-    cfg, m, nets, batch, ctx = setup("beta-vae", preset="vae-cpu16", extra={"latent_dim": 7})
+    cfg, m, nets, batch, ctx = setup("beta-vae", preset="vae-cpu16", latent_dim=7)
     codes = m.encode(nets, batch.real)
     assert codes.shape == (16, 7)
     assert torch.equal(codes, nets["vae"].encoder(batch.real)[0])
@@ -99,21 +99,23 @@ def test_factorvae_losses_reach_only_their_networks(monkeypatch):
 
 
 def test_bad_options():
-    with pytest.raises(UserError):
-        setup("beta-vae", preset="vae-cpu16", extra={"vae_beta": "lots"})
-    with pytest.raises(UserError):
-        setup("beta-vae", preset="vae-cpu16", extra={"reconstruction": "poisson"})
-    with pytest.raises(UserError):
-        setup("factor-vae", preset="vae-cpu16", extra={"factor_gamma": -1})
+    with pytest.raises(UserError, match=r"field vae_beta must be a number, got 'lots'$"):
+        setup("beta-vae", preset="vae-cpu16", vae_beta="lots")
+    with pytest.raises(UserError, match=r"^--reconstruction must be one of bernoulli, gaussian, got 'poisson'$"):
+        setup("beta-vae", preset="vae-cpu16", reconstruction="poisson")
+    with pytest.raises(UserError, match=r"^--factor-gamma must be >= 0.0, got -1$"):
+        setup("factor-vae", preset="vae-cpu16", factor_gamma=-1)
 
 
-def test_unknown_option_is_rejected():
-    with pytest.raises(UserError, match="unknown option"):
-        setup("beta-vae", preset="vae-cpu16", extra={"factor_gamma": 10})  # a FactorVAE option
-    setup("factor-vae", preset="vae-cpu16", extra={"factor_gamma": 10, "latent_dim": 6})
+def test_another_methods_field_is_refused():
+    with pytest.raises(UserError, match=r"^--method beta-vae does not use --factor-gamma$"):
+        setup("beta-vae", preset="vae-cpu16", factor_gamma=10)  # a FactorVAE field
+    with pytest.raises(UserError, match=r"^--method factor-vae does not use --vae-beta, --tc-beta$"):
+        setup("factor-vae", preset="vae-cpu16", vae_beta=2.0, tc_beta=3.0)
+    setup("factor-vae", preset="vae-cpu16", factor_gamma=10, latent_dim=6)
 
 
 def test_each_vae_takes_its_own_weight():
-    assert setup("beta-vae", preset="vae-cpu16", extra={"vae_beta": 8})[1].beta == 8
-    assert setup("beta-tcvae", preset="vae-cpu16", extra={"tc_beta": 2})[1].beta == 2
-    assert setup("factor-vae", preset="vae-cpu16", extra={"factor_gamma": 20})[1].gamma == 20
+    assert setup("beta-vae", preset="vae-cpu16", vae_beta=8)[1].beta == 8
+    assert setup("beta-tcvae", preset="vae-cpu16", tc_beta=2)[1].beta == 2
+    assert setup("factor-vae", preset="vae-cpu16", factor_gamma=20)[1].gamma == 20

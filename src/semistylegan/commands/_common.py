@@ -47,10 +47,29 @@ def parse_assignments(text: str, names: tuple[str, ...], what: str = "--code") -
     return out
 
 
+def check_truncation(psi: float) -> float:
+    """--truncation of generate, traverse and edit: a psi in [0, 1] (NaN gives black images, > 1 nonsense)."""
+    if not (0.0 <= psi <= 1.0):  # also refuses NaN
+        raise UserError(f"--truncation must be in [0, 1], got {psi}")
+    return psi
+
+
+def check_out_path(path: str | Path, what: str = "--out") -> Path:
+    """Refuse an output path that cannot be written, without creating anything: the folders it
+    needs are made only when the result is written (save_png), after every input was checked."""
+    p = Path(path)
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} '{path}': {parent} is a file, not a folder")
+            break
+    return p
+
+
 def check_png_out(path: str) -> Path:
     p = Path(path)
     if p.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file, got '{path}'")
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
-    return p
+    if p.is_dir():
+        raise UserError(f"--out '{path}' is a folder; name a .png file")
+    return check_out_path(p)

@@ -19,15 +19,22 @@ def add_parser(subparsers) -> None:
         ("prepare", "build the preprocessing cache (or the procedural geometry) with a progress bar"),
     ):
         q = sub.add_parser(action, help=text, description=text)
-        q.add_argument("name", metavar="NAME", help="dataset name (see `semistylegan data info --list`)" if action != "info" else "dataset name")
-        q.add_argument("--data-path", default=None, help="official file or folder; dsprites and shapes3d are procedural without it")
-        q.add_argument("--resolution", type=int, default=None, help="image side in pixels (default: the dataset's default)")
-        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option, e.g. split=train, seed=1, scream_image=PATH, bins=8")
-        q.add_argument("--workers", type=int, default=None, help="processes for decoding and resizing (default: all cores)")
+        name_help = "dataset name (see `semistylegan data info --list`)" if action != "info" else "dataset name"
+        q.add_argument("name", metavar="NAME", help=name_help)
+        q.add_argument("--data-path", default=None,
+                       help="official file or folder; dsprites and shapes3d are procedural without it")
+        q.add_argument("--resolution", type=int, default=None,
+                       help="image side in pixels (default: the dataset's default)")
+        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset option, e.g. split=train, seed=1, scream_image=PATH, bins=8")
+        q.add_argument("--workers", type=int, default=None,
+                       help="processes for decoding and resizing (default: all cores)")
+        q.add_argument("--quiet", action="store_true", help="no progress bars or lines on stderr")
         if action == "info":
             q.add_argument("--json", action="store_true", help="print info() as JSON")
         if action == "preview":
-            q.add_argument("--out", default=None, help="sample grid PNG (default preview-NAME.png); the traversal goes to OUT-traversal.png")
+            q.add_argument("--out", default=None,
+                           help="sample grid PNG (default preview-NAME.png); the traversal goes to OUT-traversal.png")
             q.add_argument("--num", type=int, default=64, help="number of samples in the grid")
             q.add_argument("--seed", type=int, default=0)
         if action == "prepare":
@@ -83,7 +90,8 @@ def _info(args) -> int:
     fs = ds.factor_space
     print(f"dataset      {args.name}")
     print(f"images       {len(ds):,} ({'full factor grid' if ds.is_grid else 'partial labels'})")
-    print(f"resolution   {ds.resolution}x{ds.resolution}, {ds.channels} channel(s); paper: {', '.join(map(str, PAPER_RESOLUTIONS.get(args.name, ())))}")
+    print(f"resolution   {ds.resolution}x{ds.resolution}, {ds.channels} channel(s); paper: "
+          f"{', '.join(map(str, PAPER_RESOLUTIONS.get(args.name, ())))}")
     if "cache" in info:
         print(f"cache        {info['cache']}")
     if not ds.is_grid:
@@ -141,11 +149,15 @@ def _traversal(ds, rs, steps=10):
 def _preview(args) -> int:
     from semistylegan.data.imaging import save_grid
 
-    ds = _build(args)
-    rs = np.random.RandomState(args.seed)
     out = args.out or f"preview-{args.name}.png"
     if not out.lower().endswith(".png"):
         raise UserError(f"--out must name a .png file, got '{out}'")
+    if args.num < 1:
+        raise UserError(f"--num must be at least 1, got {args.num}")
+    if not (0 <= args.seed < 2**32):
+        raise UserError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
+    ds = _build(args)
+    rs = np.random.RandomState(args.seed)
     n = max(1, min(args.num, len(ds)))
     idx = np.sort(rs.choice(len(ds), size=n, replace=False))
     imgs = ds.images(idx)
@@ -165,23 +177,24 @@ def _preview(args) -> int:
 
 def _prepare(args) -> int:
     t0 = time.time()
-    if args.data_path is None and args.name == "shapes3d":
-        from tqdm import tqdm
+    from semistylegan import progress
 
+    if args.data_path is None and args.name == "shapes3d":
         from semistylegan.data.registry import DEFAULT_RESOLUTIONS
         from semistylegan.data.shapes3d import ProceduralShapes3D
 
         ds = ProceduralShapes3D(args.resolution or DEFAULT_RESOLUTIONS["shapes3d"])
-        ds.precompute(progress=lambda it: tqdm(it, desc="shapes3d geometry", unit="geom", leave=False))
+        ds.precompute(progress=lambda it: progress.bar(it, desc="shapes3d geometry", unit="geom"))
         where = ds._disk_path()
         print(f"shapes3d geometry ready in {time.time() - t0:.1f}s: {where}")
     else:
-        ds = _build(args, progress=True)
+        ds = _build(args, progress=not progress.is_quiet())
         where = ds.info().get("cache")
         if where is None:
             print(f"{args.name} is procedural and renders on the fly; nothing to prepare")
         else:
-            print(f"{args.name}: {len(ds):,} images at {ds.resolution}x{ds.resolution} ready in {time.time() - t0:.1f}s: {where}")
+            print(f"{args.name}: {len(ds):,} images at {ds.resolution}x{ds.resolution} ready in "
+                  f"{time.time() - t0:.1f}s: {where}")
     if args.out and where:
         with open(args.out, "w") as f:
             f.write(str(where) + "\n")

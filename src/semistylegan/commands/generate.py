@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from semistylegan.commands._common import check_png_out, parse_assignments, parse_seeds
+from semistylegan.commands._common import check_png_out, check_truncation, parse_assignments, parse_seeds
 
 
 def add_parser(sub):
@@ -26,6 +26,7 @@ def run(args) -> int:
     from semistylegan.viz import labeled_grid, save_png
 
     out = check_png_out(args.out)
+    check_truncation(args.truncation)
     seeds = parse_seeds(args.seeds)
     run_ = load_run(args.run_dir)
     fs = FactorSpace.from_dict(run_.dataset_info["factors"])
@@ -41,7 +42,8 @@ def run(args) -> int:
     for name, value in fixed.items():
         codes[:, fs.index_of(name)] = value
     with torch.no_grad():
-        imgs = tensor_to_images(run_.method.generate(run_.nets, torch.from_numpy(codes), torch.from_numpy(z), args.truncation))
+        generated = run_.method.generate(run_.nets, torch.from_numpy(codes), torch.from_numpy(z), args.truncation)
+        imgs = tensor_to_images(generated)
     cols = min(len(seeds), 8)
     rows = -(-len(seeds) // cols)
     if rows * cols != len(imgs):

@@ -21,6 +21,7 @@ def add_parser(sub):
     a("--retry-failed", action="store_true", help="rerun cells that diverged or failed")
     a("--gpus", default=None, help="comma-separated GPU ids: one worker process per GPU, cells spread over them")
     a("--workers", type=int, default=None, help="CPU worker processes running cells side by side (default 1)")
+    a("--quiet", action="store_true", help="no progress lines or training bar on stderr")
     a("--worker", type=int, default=None, help=argparse.SUPPRESS)
     a("--num-workers", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -43,7 +44,8 @@ def run(args) -> int:
             state = res["status"] if res else ("partial" if any((S.cell_dir(out, c)).glob("snapshot-*.pt")) else "todo")
             done += res is not None and res.get("status") == "done"
             cfg = c.config(st.top)
-            print(f"{c.index + 1:4d}  {state:9s} {c.cell_id}  ({cfg.preset}, {cfg.dataset}{cfg.resolution}, {cfg.kimg:g} kimg)")
+            print(f"{c.index + 1:4d}  {state:9s} {c.cell_id}  ({cfg.preset}, {cfg.dataset}{cfg.resolution}, "
+                  f"{cfg.kimg:g} kimg)")
         print(json.dumps({"study": st.name, "cells": len(st.cells), "finished": done, "out": str(out),
                           "budget": st.budget}, indent=None))
         return 0

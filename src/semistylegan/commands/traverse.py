@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from semistylegan.commands._common import check_png_out
+from semistylegan.commands._common import check_png_out, check_truncation
 
 
 def add_parser(sub):
@@ -26,6 +26,7 @@ def run(args) -> int:
     from semistylegan.viz import labeled_grid, save_png, traversal_codes
 
     out = check_png_out(args.out)
+    check_truncation(args.truncation)
     if not (2 <= args.steps <= 64):
         raise UserError(f"--steps must be in [2, 64], got {args.steps}")
     run_ = load_run(args.run_dir)

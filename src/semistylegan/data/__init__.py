@@ -7,7 +7,10 @@ from semistylegan.data.dataset import GroundTruthDataset, ImageDataset, LabeledS
 from semistylegan.data.factors import FactorSpace
 from semistylegan.errors import UserError
 
-__all__ = ["FactorSpace", "ImageDataset", "GroundTruthDataset", "LabeledSubset", "make_dataset", "register_dataset", "DATASETS"]
+__all__ = [
+    "FactorSpace", "ImageDataset", "GroundTruthDataset", "LabeledSubset", "make_dataset", "register_dataset",
+    "DATASETS",
+]
 
 # name -> builder(resolution: int | None, data_path: str | None, **options) -> ImageDataset
 DATASETS: dict[str, Callable[..., ImageDataset]] = {}

@@ -31,13 +31,17 @@ from semistylegan.data.dataset import GroundTruthDataset, ImageDataset
 from semistylegan.data.factors import FactorSpace
 from semistylegan.errors import UserError
 
-__all__ = ["cache_root", "atomic_save_npy", "file_checksum", "stat_fingerprint", "Source", "build_cache", "open_cache", "cached_dataset", "CachedGridDataset", "CachedImageDataset"]
+__all__ = [
+    "cache_root", "atomic_save_npy", "file_checksum", "stat_fingerprint", "Source", "build_cache", "open_cache",
+    "cached_dataset", "CachedGridDataset", "CachedImageDataset",
+]
 
 CACHE_VERSION = 1
 
 
 def cache_root() -> str:
-    root = os.environ.get("SEMISTYLEGAN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "semistylegan", "data")
+    root = os.environ.get("SEMISTYLEGAN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "semistylegan",
+                                                                 "data")
     return root
 
 
@@ -80,7 +84,8 @@ def file_checksum(path: str) -> str:
         os.makedirs(os.path.dirname(memo), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(memo))
         with os.fdopen(fd, "w") as f:
-            json.dump({"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}, f)
+            json.dump({"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest},
+                      f)
         os.replace(tmp, memo)
     except OSError:
         pass
@@ -173,7 +178,8 @@ def _worker_run(task):
     return n
 
 
-def build_cache(source: Source, resolution: int, workers: int | None = None, progress: bool = True, root: str | None = None) -> str:
+def build_cache(source: Source, resolution: int, workers: int | None = None, progress: bool = True,
+                root: str | None = None) -> str:
     """Build (or reuse) the cache of `source` at `resolution`; returns its directory."""
     root = root or cache_root()
     final = os.path.join(root, _cache_key(source, resolution))
@@ -187,7 +193,8 @@ def build_cache(source: Source, resolution: int, workers: int | None = None, pro
     need = n * c * r * r
     free = shutil.disk_usage(root).free
     if need + (64 << 20) > free:
-        raise UserError(f"{root}: not enough disk space for the cache ({need / 2**30:.2f} GiB needed, {free / 2**30:.2f} GiB free)")
+        raise UserError(f"{root}: not enough disk space for the cache ({need / 2**30:.2f} GiB needed, "
+                        f"{free / 2**30:.2f} GiB free)")
     if hasattr(source, "target_resolution"):
         source.target_resolution = r  # image-file sources resize each image in the worker
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(final)}-", dir=root)
@@ -195,9 +202,9 @@ def build_cache(source: Source, resolution: int, workers: int | None = None, pro
         img_path = os.path.join(tmp, "images.npy")
         out = np.lib.format.open_memmap(img_path, mode="w+", dtype=np.uint8, shape=(n, c, r, r))
         filled = np.zeros(n, dtype=bool) if n else np.zeros(0, dtype=bool)
-        from tqdm import tqdm
+        from semistylegan.progress import bar as progress_bar
 
-        bar = tqdm(total=n, unit="img", desc=f"caching {source.name} at {r}x{r}", disable=not progress, leave=False)
+        bar = progress_bar(total=n, unit="img", desc=f"caching {source.name} at {r}x{r}", disable=not progress)
         workers = max(1, int(workers or os.cpu_count() or 1))
         if source.parallel and workers > 1:
             out.flush()
@@ -207,7 +214,8 @@ def build_cache(source: Source, resolution: int, workers: int | None = None, pro
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
             tasks = source.tasks()
             total = 0
-            with ctx.Pool(min(workers, max(1, len(tasks))), initializer=_worker_init, initargs=(source, img_path, r)) as pool:
+            with ctx.Pool(min(workers, max(1, len(tasks))), initializer=_worker_init,
+                          initargs=(source, img_path, r)) as pool:
                 for k in pool.imap_unordered(_worker_run, tasks):
                     total += k
                     bar.update(k)
@@ -262,7 +270,8 @@ def _valid(path: str) -> bool:
     try:
         with open(os.path.join(path, "meta.json")) as f:
             meta = json.load(f)
-        return bool(meta.get("complete")) and meta.get("version") == CACHE_VERSION and os.path.exists(os.path.join(path, "images.npy"))
+        return (bool(meta.get("complete")) and meta.get("version") == CACHE_VERSION
+                and os.path.exists(os.path.join(path, "images.npy")))
     except (OSError, ValueError):
         return False
 
@@ -317,7 +326,8 @@ class CachedGridDataset(_CachedMixin, GroundTruthDataset):
     def __init__(self, path: str):
         self._open(path)
         if len(self.array) != self.factor_space.num_combinations:
-            raise UserError(f"{path}: cache holds {len(self.array)} images but the factor grid has {self.factor_space.num_combinations}")
+            raise UserError(f"{path}: cache holds {len(self.array)} images but the factor grid has "
+                            f"{self.factor_space.num_combinations}")
 
     def images(self, indices) -> np.ndarray:
         return self._rows(indices)

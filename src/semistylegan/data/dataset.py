@@ -3,7 +3,7 @@
 Conventions used everywhere in the package:
 - images are uint8 numpy arrays of shape (N, C, H, W), values 0..255;
 - `classes` are int64 (N, K) factor classes, -1 where a factor is unknown for that image;
-- `codes` are float32 (N, K) in [0, 1] (SPEC.md c), NaN where unknown.
+- `codes` are float32 (N, K) in [0, 1] (docs/method.md: c), NaN where unknown.
 
 `GroundTruthDataset` is the full-grid case (dSprites, 3DShapes, MPI3D, ...): every factor
 combination has exactly one image and can be asked for by its classes, which is what the

@@ -1,6 +1,6 @@
 """Procedural dSprites: the exact factor grid of deepmind/dsprites-dataset, rendered offline.
 
-Factors (reference/DATASETS.md 1.1): shape 3 (square, ellipse, heart), scale 6 (0.5..1.0),
+Factors (docs/datasets.md): shape 3 (square, ellipse, heart), scale 6 (0.5..1.0),
 orientation 40 (linspace(0, 2 pi, 40)), posX 32, posY 32; 737,280 images, posY fastest.
 
 Geometry (measured on the official GIF): white filled shapes on black, sprite centre at
@@ -78,7 +78,8 @@ def render_templates() -> np.ndarray:
         v = -s * u0 + c * v0
         for shape in range(3):
             for si, scale in enumerate(DSPRITES_FACTORS.values[1]):
-                cover = _inside(shape, u, v, scale).reshape(TEMPLATE, SUPERSAMPLE, TEMPLATE, SUPERSAMPLE).mean(axis=(1, 3))
+                inside = _inside(shape, u, v, scale)
+                cover = inside.reshape(TEMPLATE, SUPERSAMPLE, TEMPLATE, SUPERSAMPLE).mean(axis=(1, 3))
                 out[shape, si, k] = cover >= 0.5
     return out
 

@@ -1,4 +1,4 @@
-"""dSprites variants of disentanglement_lib (reference/DATASETS.md 1.4) and a real-valued dSprites.
+"""dSprites variants of disentanglement_lib (docs/datasets.md) and a real-valued dSprites.
 
 All variants keep the 5 dSprites factors; the extra randomness is nuisance, never a factor:
 - `dsprites-color`: the sprite multiplied by one RGB colour per image, each channel U(0.5, 1);
@@ -47,7 +47,8 @@ def procedural_scream_texture(seed: int = 0, height: int = 274, width: int = 350
         ax = fx - x0
         ay = ay * ay * (3 - 2 * ay)
         ax = ax * ax * (3 - 2 * ax)
-        return (g[y0, x0] * (1 - ax) * (1 - ay) + g[y0, x0 + 1] * ax * (1 - ay) + g[y0 + 1, x0] * (1 - ax) * ay + g[y0 + 1, x0 + 1] * ax * ay)
+        return (g[y0, x0] * (1 - ax) * (1 - ay) + g[y0, x0 + 1] * ax * (1 - ay)
+                + g[y0 + 1, x0] * (1 - ax) * ay + g[y0 + 1, x0 + 1] * ax * ay)
 
     warp = smooth(4) * 6.0 + smooth(9) * 2.0
     out = np.empty((height, width, 3))
@@ -71,7 +72,8 @@ def load_scream_image(path: str) -> np.ndarray:
     except Exception as e:
         raise UserError(f"{path}: cannot decode the scream image ({type(e).__name__})") from None
     if arr.shape[0] < 64 or arr.shape[1] < 64:
-        raise UserError(f"{path}: the scream image must be at least 64x64 after thumbnailing to 350x274, got {arr.shape[1]}x{arr.shape[0]}")
+        raise UserError(f"{path}: the scream image must be at least 64x64 after thumbnailing to 350x274, got "
+                        f"{arr.shape[1]}x{arr.shape[0]}")
     return arr
 
 
@@ -80,7 +82,8 @@ class DSpritesVariant(GroundTruthDataset):
 
     channels = 3
 
-    def __init__(self, kind: str, resolution: int = 64, seed: int = 0, scream_image: str | None = None, base: GroundTruthDataset | None = None):
+    def __init__(self, kind: str, resolution: int = 64, seed: int = 0, scream_image: str | None = None,
+                 base: GroundTruthDataset | None = None):
         if kind not in VARIANTS:
             raise ValueError(f"unknown dSprites variant '{kind}'; choose one of {', '.join(VARIANTS)}")
         if resolution not in (64, 32, 16, 8):
@@ -158,7 +161,8 @@ class RealValuedDSprites(ImageDataset):
         # Per-index continuous values: shape class, scale, orientation, posX, posY.
         self._shape = rs.randint(3, size=self.num_images).astype(np.int64)
         self._values = np.stack(
-            [rs.uniform(0.5, 1.0, self.num_images), rs.uniform(0.0, 2 * np.pi, self.num_images), rs.uniform(0.0, 1.0, self.num_images), rs.uniform(0.0, 1.0, self.num_images)],
+            [rs.uniform(0.5, 1.0, self.num_images), rs.uniform(0.0, 2 * np.pi, self.num_images),
+             rs.uniform(0.0, 1.0, self.num_images), rs.uniform(0.0, 1.0, self.num_images)],
             axis=1,
         )
         ss = 4
@@ -177,7 +181,8 @@ class RealValuedDSprites(ImageDataset):
     def codes(self, indices) -> np.ndarray:
         idx = self._idx(indices)
         v = self._values[idx]
-        return np.stack([self._shape[idx] / 2.0, (v[:, 0] - 0.5) / 0.5, v[:, 1] / (2 * np.pi), v[:, 2], v[:, 3]], axis=1).astype(np.float32)
+        return np.stack([self._shape[idx] / 2.0, (v[:, 0] - 0.5) / 0.5, v[:, 1] / (2 * np.pi), v[:, 2], v[:, 3]],
+                        axis=1).astype(np.float32)
 
     def classes(self, indices) -> np.ndarray:
         idx = self._idx(indices)
@@ -216,5 +221,6 @@ class RealValuedDSprites(ImageDataset):
 
     def info(self) -> dict:
         d = super().info()
-        d.update({"continuous": True, "seed": self.seed, "classes": "nearest dSprites grid class of each continuous value"})
+        d.update({"continuous": True, "seed": self.seed,
+                  "classes": "nearest dSprites grid class of each continuous value"})
         return d

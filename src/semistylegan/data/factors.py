@@ -1,7 +1,7 @@
 """FactorSpace: the discrete grid of ground-truth factors of a dataset.
 
 A factor k with m_k values has integer classes 0..m_k-1 and a normalised code value
-j / (m_k - 1) in [0, 1] (SPEC.md "Notation"). The flat index of a combination is row-major
+j / (m_k - 1) in [0, 1] (docs/method.md, "Notation"). The flat index of a combination is row-major
 over the factors (last factor fastest), as in the official dSprites/3DShapes/NVlabs files.
 
 Sampling follows disentanglement_lib: one `random_state.randint(m_k, size=n)` per factor

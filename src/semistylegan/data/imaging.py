@@ -65,7 +65,8 @@ def load_image(path: str, channels: int = 3) -> np.ndarray:
     except FileNotFoundError:
         raise UserError(f"{path}: image file not found") from None
     except Exception as e:  # PIL raises many types for truncated/corrupt data
-        raise UserError(f"{path}: cannot decode image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
+        raise UserError(f"{path}: cannot decode image ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
     if arr.ndim == 2:
         arr = arr[None]
     else:
@@ -94,7 +95,8 @@ def to_hwc(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 2, 3, 1)
 
 
-def save_grid(images: np.ndarray, path: str | os.PathLike, ncol: int, pad: int = 2, labels: list[str] | None = None) -> None:
+def save_grid(images: np.ndarray, path: str | os.PathLike, ncol: int, pad: int = 2,
+              labels: list[str] | None = None) -> None:
     """Save uint8 (N, C, H, W) images as one PNG grid, row-major; optional text label per row."""
     from PIL import Image, ImageDraw
 

@@ -4,7 +4,7 @@
   dsprites, dsprites-color, dsprites-noisy, dsprites-scream, dsprites-real (alias
   dsprites-inpainted), shapes3d, mpi3d, cars3d, smallnorb, falcor3d, isaac3d, celeba, folder.
 dsprites* and shapes3d are procedural unless `data_path` names the official file; the others
-read the official files (reference/DATASETS.md) through the preprocessing cache.
+read the official files (docs/datasets.md) through the preprocessing cache.
 
 Options (keyword arguments of make_dataset):
 - every file dataset: `workers` (cache build processes, default all cores), `progress` (bar).
@@ -22,7 +22,7 @@ from semistylegan.errors import UserError
 
 __all__ = ["PAPER_RESOLUTIONS", "DEFAULT_RESOLUTIONS", "DATASET_NAMES"]
 
-# The resolutions the paper (and SPEC.md) uses for each dataset; presets pick from these.
+# The resolutions the paper () uses for each dataset; presets pick from these.
 PAPER_RESOLUTIONS: dict[str, tuple[int, ...]] = {
     "dsprites": (64,),
     "dsprites-color": (64,),
@@ -64,7 +64,7 @@ def _cache_opts(options):
 
 def _official_dsprites(data_path, resolution, **cache_opts):
     from semistylegan.data.cache import cached_dataset
-    from semistylegan.data.readers import DSpritesFileSource
+    from semistylegan.data.array_files import DSpritesFileSource
 
     return cached_dataset(DSpritesFileSource(data_path), resolution, **cache_opts)
 
@@ -118,7 +118,7 @@ def _shapes3d(resolution=None, data_path=None, **options):
     res = _res("shapes3d", resolution)
     if data_path is not None:
         from semistylegan.data.cache import cached_dataset
-        from semistylegan.data.readers import Shapes3DFileSource
+        from semistylegan.data.array_files import Shapes3DFileSource
 
         cache = _cache_opts(options)
         _no_options("shapes3d", options)
@@ -132,7 +132,7 @@ def _shapes3d(resolution=None, data_path=None, **options):
 def _file_dataset(name, source_factory, allowed=()):
     def build(resolution=None, data_path=None, **options):
         if data_path is None:
-            raise UserError(f"dataset '{name}' reads the official files: give --data-path (see reference/DATASETS.md)")
+            raise UserError(f"dataset '{name}' reads the official files: give --data-path (see docs/datasets.md)")
         from semistylegan.data.cache import cached_dataset
 
         cache = _cache_opts(options)
@@ -143,15 +143,18 @@ def _file_dataset(name, source_factory, allowed=()):
 
 
 def _register_files():
-    from semistylegan.data import readers
+    from semistylegan.data.array_files import MPI3DSource
+    from semistylegan.data.folder_format import FolderSource
+    from semistylegan.data.image_folders import CelebASource, falcor3d_source, isaac3d_source
+    from semistylegan.data.mat_files import Cars3DSource, SmallNORBSource
 
-    _file_dataset("mpi3d", readers.MPI3DSource, ("factor_sizes",))
-    _file_dataset("cars3d", readers.Cars3DSource)
-    _file_dataset("smallnorb", readers.SmallNORBSource)
-    _file_dataset("falcor3d", readers.falcor3d_source, ("factor_sizes",))
-    _file_dataset("isaac3d", readers.isaac3d_source, ("factor_sizes",))
-    _file_dataset("celeba", readers.CelebASource, ("split",))
-    _file_dataset("folder", readers.FolderSource, ("discrete", "continuous", "bins", "mixed_sizes"))
+    _file_dataset("mpi3d", MPI3DSource, ("factor_sizes",))
+    _file_dataset("cars3d", Cars3DSource)
+    _file_dataset("smallnorb", SmallNORBSource)
+    _file_dataset("falcor3d", falcor3d_source, ("factor_sizes",))
+    _file_dataset("isaac3d", isaac3d_source, ("factor_sizes",))
+    _file_dataset("celeba", CelebASource, ("split",))
+    _file_dataset("folder", FolderSource, ("discrete", "continuous", "bins", "mixed_sizes"))
 
 
 _register_files()

@@ -1,6 +1,6 @@
 """Procedural 3DShapes-like scenes: the factor grid of deepmind/3d-shapes, rendered offline.
 
-Factors (reference/DATASETS.md 2.1), orientation fastest, bases [48000, 4800, 480, 60, 15, 1]:
+Factors (docs/datasets.md), orientation fastest, bases [48000, 4800, 480, 60, 15, 1]:
 floor_hue 10, wall_hue 10, object_hue 10 (0.0..0.9), scale 8 (linspace(0.75, 1.25, 8)),
 shape 4 (cube, cylinder, sphere, capsule), orientation 15 (camera azimuth linspace(-30, 30, 15)
 degrees); 480,000 images.
@@ -393,7 +393,8 @@ class ProceduralShapes3D(GroundTruthDataset):
         geo = classes[:, [4, 3, 5]]  # shape, scale, orientation
         self._ensure(geo)
         maps = self._maps[geo[:, 0], geo[:, 1], geo[:, 2]]  # (N, 6, R, R)
-        cols = np.stack([self._hue_rgb[classes[:, 0]], self._hue_rgb[classes[:, 1]], self._hue_rgb[classes[:, 2]]], axis=1)
+        hues = self._hue_rgb
+        cols = np.stack([hues[classes[:, 0]], hues[classes[:, 1]], hues[classes[:, 2]]], axis=1)
         out = maps[:, :3] + np.einsum("nkhw,nkc->nchw", maps[:, 3:], cols, optimize=True)
         return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 

@@ -6,12 +6,12 @@ import importlib
 from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, Method, StepContext
 
-__all__ = ["Batch", "Method", "StepContext", "build_method", "METHOD_CLASSES"]
+__all__ = ["Batch", "Method", "StepContext", "build_method", "method_class", "METHOD_CLASSES"]
 
 # method name -> "module:Class"; modules are imported on first use.
 METHOD_CLASSES = {
     "semi": "semistylegan.methods.semistylegan:SemiStyleGAN",
-    "info": "semistylegan.methods.semistylegan:SemiStyleGAN",
+    "info": "semistylegan.methods.semistylegan:InfoStyleGAN",
     "semi-fine": "semistylegan.methods.semistylegan_fine:SemiStyleGANFine",
     "beta-vae": "semistylegan.methods.vae:BetaVAE",
     "beta-tcvae": "semistylegan.methods.vae:BetaTCVAE",
@@ -22,14 +22,13 @@ METHOD_CLASSES = {
 }
 
 
+def method_class(name: str) -> type[Method]:
+    """The class behind a --method name; its attributes say what the method can do."""
+    if name not in METHOD_CLASSES:
+        raise UserError(f"unknown method '{name}'; choose one of: {', '.join(METHOD_CLASSES)}")
+    module_name, cls_name = METHOD_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
 def build_method(cfg, dataset_info: dict) -> Method:
-    if cfg.method not in METHOD_CLASSES:
-        raise UserError(f"unknown method '{cfg.method}'; choose one of: {', '.join(METHOD_CLASSES)}")
-    module_name, cls_name = METHOD_CLASSES[cfg.method].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            raise UserError(f"method '{cfg.method}' is not available in this version") from None
-        raise
-    return getattr(module, cls_name)(cfg, dataset_info)
+    return method_class(cfg.method)(cfg, dataset_info)

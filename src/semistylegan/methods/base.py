@@ -1,8 +1,11 @@
 """What a method supplies to the training loop, and what the loop gives a method each step.
 
-Methods are data, not forks of the loop (DESIGN.md): a `Method` builds its networks and
-optimisers, runs its loss phases in `train_step`, and says how to encode images and generate
-from codes. `train.py` owns the data, EMA, logging, snapshots, resume and distribution.
+Methods are data, not forks of the loop: a `Method` builds its networks and optimisers, runs
+its loss phases in `train_step`, and says how to encode images and generate from codes.
+`train.py` owns the data, EMA, logging, snapshots, resume and distribution. What a method can
+do (identified codes, a conditional generator, labels, the factors it traverses, the config
+fields it reads) is said once, by the attributes of its class; config, study, train and
+evaluate read them there.
 
 Randomness: every random draw of a step comes from `ctx.rng`, a numpy Generator whose state is
 saved in snapshots (exact resume). All ranks hold the same stream and draw the *global* batch,
@@ -11,7 +14,6 @@ then keep their contiguous slice (`ctx.local`), so N processes reproduce one pro
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,7 +22,6 @@ import torch
 import torch.nn as nn
 
 from semistylegan import dist
-from semistylegan.errors import UserError
 
 __all__ = ["Batch", "StepContext", "Method", "l2_norm_loss", "set_requires_grad"]
 
@@ -78,15 +79,22 @@ class StepContext:
         return x.to(memory_format=torch.channels_last) if self.channels_last else x
 
     def optimizer_step(self, name: str, loss: torch.Tensor, params: list[torch.Tensor]):
-        """Backward, average gradients over ranks, sanitise, step and clear the gradients."""
+        """Backward, average gradients over ranks, step and clear the gradients. Non-finite
+        gradient values are zeroed for this step and counted (stat `<name>/nonfinite_grads`);
+        the loop stops the run when they persist (train.NONFINITE_PATIENCE steps in a row)."""
         opt = self.optimizers[name]
         for p in params:
             p.grad = None
         loss.backward()
         dist.all_reduce_grads(params)
+        bad = None
         for p in params:
             if p.grad is not None:
-                torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+                n = (~torch.isfinite(p.grad)).sum()
+                bad = n if bad is None else bad + n
+                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        if bad is not None:
+            self.stats[f"{name}/nonfinite_grads"] = float(bad)
         opt.step()
         for p in params:
             p.grad = None
@@ -101,7 +109,7 @@ def set_requires_grad(module: nn.Module, flag: bool):
 
 
 def l2_norm_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over the batch of the plain (not squared) L2 norm ||pred - target||_2 (SPEC.md).
+    """Mean over the batch of the plain (not squared) L2 norm ||pred - target||_2 (the paper).
 
     With a mask, only the known factors of each sample count. The epsilon keeps the
     gradient finite at a perfect prediction.
@@ -116,16 +124,26 @@ class Method:
     """Interface. Subclasses: semistylegan.SemiStyleGAN, baselines in sibling modules."""
 
     name: str = "method"
-    ema_networks: tuple[str, ...] = ()    # networks that get an EMA copy (used for generation)
+    display_name: str = "method"           # the name in tables and plots
+    ema_networks: tuple[str, ...] = ()     # networks that get an EMA copy (used for generation)
     has_generator: bool = True
     has_encoder: bool = True
-    uses_labels: bool = True              # the loop provides labelled batches from J
+    uses_labels: bool = True               # learns from the labelled set J (eta applies; eta > 0 needed)
+    identified_codes: bool = False         # E's codes are the factor codes (L2 applies)
+    conditional_generator: bool = False    # G takes the factor codes (MIG-gen, L2-gen, factor traversals)
+    prior_samples: bool = False            # G samples images from its prior (realism metrics apply)
+    coarse_input: bool = False             # G starts from a real image's downsample (fine-grained edits)
+    fields: tuple[str, ...] = ()           # the method-specific config fields it reads (config.opt(method=True))
 
     def __init__(self, cfg, dataset_info: dict):
         self.cfg = cfg
         self.dataset_info = dataset_info
         self.num_factors = len(dataset_info["factors"]["sizes"])
         self.factor_sizes = np.asarray(dataset_info["factors"]["sizes"], dtype=np.int64)
+
+    def traversed_factors(self) -> list[int]:
+        """The factors a traversal grid sweeps, one row each (all of them by default)."""
+        return list(range(self.num_factors))
 
     def build_networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -143,43 +161,6 @@ class Method:
     def generate(self, nets: dict[str, nn.Module], codes: torch.Tensor, z: torch.Tensor,
                  truncation_psi: float = 1.0) -> torch.Tensor:
         raise NotImplementedError
-
-    # method options (`cfg.extra`, set with `semistylegan train --set KEY=VALUE`) -------------
-    options: tuple[str, ...] = ()         # the cfg.extra keys a method accepts
-
-    def accepted_options(self) -> tuple[str, ...]:
-        """The cfg.extra keys this configuration accepts (the class's `options`; a class that
-        serves several --method names may narrow it per name)."""
-        return self.options
-
-    def checked_options(self) -> dict:
-        """cfg.extra, refusing keys the method does not take (one clear line); also kept as
-        `self.extra`, where `_float` reads it."""
-        extra = dict(self.cfg.extra or {})
-        accepted = self.accepted_options()
-        unknown = set(extra) - set(accepted)
-        if unknown:
-            takes = ", ".join(accepted) if accepted else "none (its settings are train flags and config fields)"
-            raise UserError(f"{self.cfg.method}: unknown option(s) {', '.join(sorted(unknown))}; it takes {takes}")
-        self.extra = extra
-        return extra
-
-    def _float(self, key: str, default: float) -> float:
-        """A non-negative finite number from the options in `self.extra`."""
-        try:
-            v = float(self.extra.get(key, default))
-        except (TypeError, ValueError):
-            raise UserError(f"{key} must be a number, got {self.extra.get(key)!r}") from None
-        if not math.isfinite(v) or v < 0:
-            raise UserError(f"{key} must be a non-negative number, got {v}")
-        return v
-
-    def _bool(self, key: str) -> bool:
-        """A true/false option from `self.extra` (default false)."""
-        v = self.extra.get(key, False)
-        if not isinstance(v, bool):
-            raise UserError(f"{self.cfg.method}: {key} must be true or false, got {v!r}")
-        return v
 
     @property
     def z_dim(self) -> int:

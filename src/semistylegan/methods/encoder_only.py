@@ -1,4 +1,4 @@
-"""Encoder-only baselines of the paper's ablation tables (SPEC.md): the encoder E trained on the
+"""Encoder-only baselines of the paper's ablation tables (docs/method.md): the encoder E trained on the
 labelled set J alone, without a generator.
 
     Encoder-only:             L = L_sup = ||E(x) - c||_2                         on (x, c) in J  (eq 3)
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from semistylegan import dist
-from semistylegan.errors import UserError
 from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss
 from semistylegan.nets import Discriminator
 
@@ -37,6 +36,7 @@ def labeled_pairs(keys: np.ndarray) -> np.ndarray:
 
 
 class EncoderOnly(Method):
+    name, display_name = "encoder-only", "Encoder-only"
     ema_networks: tuple[str, ...] = ()
     has_generator = False
     has_encoder = True
@@ -46,10 +46,6 @@ class EncoderOnly(Method):
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        self.name = cfg.method
-        if cfg.labeled_fraction <= 0:
-            raise UserError(f"{cfg.method} trains on labelled images only: use --labeled-fraction > 0")
-        self.checked_options()  # none: alpha and mixup_xi are config fields
         self.channels = int(dataset_info["channels"])
 
     def build_networks(self):
@@ -64,10 +60,11 @@ class EncoderOnly(Method):
         E = nets["E"]
         if batch.labeled is None:
             raise RuntimeError("encoder-only training got no labelled batch")
-        out = {"sup": (1.0, l2_norm_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask))}
+        sup = l2_norm_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask)  # eq (3)
+        out = {"sup": (1.0, sup)}
         if self.mixup and self.cfg.alpha > 0:
             x_mix, c_mix, m_mix = self.mix(ctx, batch)
-            out["sr"] = (self.cfg.alpha, l2_norm_loss(E.encode(ctx.image(x_mix)), c_mix, m_mix))
+            out["sr"] = (self.cfg.alpha, l2_norm_loss(E.encode(ctx.image(x_mix)), c_mix, m_mix))  # eq (6)
         return out
 
     def mix(self, ctx: StepContext, batch: Batch):
@@ -79,8 +76,8 @@ class EncoderOnly(Method):
         partner = torch.from_numpy(labeled_pairs(keys)).to(batch.labeled.device)
         x, c, m = batch.labeled, batch.labeled_codes, batch.labeled_mask
         lx = lam[:, None, None, None]
-        x_mix = lx * x + (1.0 - lx) * x[partner]
-        c_mix = lam[:, None] * c + (1.0 - lam[:, None]) * c[partner]
+        x_mix = lx * x + (1.0 - lx) * x[partner]  # eq (5)
+        c_mix = lam[:, None] * c + (1.0 - lam[:, None]) * c[partner]  # eq (5)
         m_mix = m & m[partner] if m is not None else None
         return x_mix, c_mix, m_mix
 
@@ -101,4 +98,6 @@ class EncoderOnly(Method):
 
 
 class EncoderMixup(EncoderOnly):
+    name, display_name = "encoder-mixup", "Encoder-only with MixUp"
+    fields = ("alpha", "mixup_xi")
     mixup = True

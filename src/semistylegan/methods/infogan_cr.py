@@ -89,27 +89,23 @@ class InfoGANCR(Method):
     has_encoder = True
     uses_labels = False
     identified_codes = False
-    options = ("latent_dim", "noise_dim", "info_weight", "cr_weight", "cr_start_kimg", "cr_ramp_kimg", "cr_gap",
-               "cr_gap_kimg")
+    name, display_name = "infogan-cr", "InfoGAN-CR"
+    prior_samples = True
+    fields = ("latent_dim", "noise_dim", "info_weight", "cr_weight", "cr_start_kimg", "cr_ramp_kimg", "cr_gap",
+              "cr_gap_kimg")
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        self.name = cfg.method
-        extra = self.checked_options()
-        self.code_dim = int(extra.get("latent_dim", self.num_factors))
-        self.noise_dim = int(extra.get("noise_dim", 5))
+        self.code_dim = int(cfg.latent_dim) or self.num_factors
+        self.noise_dim = int(cfg.noise_dim)
         if self.code_dim < 2:
             raise UserError(f"InfoGAN-CR needs latent_dim >= 2 (H classifies the shared code), got {self.code_dim}")
-        if self.noise_dim < 0:
-            raise UserError(f"noise_dim must be >= 0, got {self.noise_dim}")
-        self.info_weight = self._float("info_weight", 0.2)
-        self.cr_weight = self._float("cr_weight", 2.0)
-        self.cr_start_kimg = self._float("cr_start_kimg", 0.0)
-        self.cr_ramp_kimg = self._float("cr_ramp_kimg", 0.0)
-        self.cr_gap = self._float("cr_gap", 0.0)
-        self.cr_gap_kimg = self._float("cr_gap_kimg", 0.0)
-        if self.cr_gap >= 2.0:
-            raise UserError(f"cr_gap must be below 2 (codes live in [-1, 1]), got {self.cr_gap}")
+        self.info_weight = float(cfg.info_weight)
+        self.cr_weight = float(cfg.cr_weight)
+        self.cr_start_kimg = float(cfg.cr_start_kimg)
+        self.cr_ramp_kimg = float(cfg.cr_ramp_kimg)
+        self.cr_gap = float(cfg.cr_gap)
+        self.cr_gap_kimg = float(cfg.cr_gap_kimg)
         if cfg.resolution < 8:
             raise UserError(f"InfoGAN-CR needs --resolution >= 8, got {cfg.resolution}")
         self.channels = int(dataset_info["channels"])

@@ -1,10 +1,8 @@
 """Presets of the baselines (merged into `semistylegan.config.PRESETS`).
 
 Paper-sized presets carry the budgets of the baselines' papers on dSprites 64x64; CPU presets
-fit a 2-core machine (see bench/RESULTS_baselines.md for measured speeds). Method options
-(beta, gamma, latent size, ...) are not part of presets: they are the method defaults,
-overridden with `--set KEY=VALUE` (a preset holding `extra` would be replaced wholesale by the
-first --set).
+fit a 2-core machine (BENCHMARKS.md has measured speeds). Method fields (vae_beta, latent_dim,
+...) keep their defaults here; the command line overrides them (`--vae-beta 2`).
 
   vae64          beta-VAE / beta-TCVAE / FactorVAE as in disentanglement_lib's study:
                  batch 64, Adam lr 1e-4, 300,000 steps = 19,200 kimg.

@@ -1,4 +1,4 @@
-"""Semi-StyleGAN-fine (SPEC.md "Semi-StyleGAN-fine"; precursor FC-StyleGAN, PAPER.md section 4).
+"""Semi-StyleGAN-fine (docs/method.md, "Semi-StyleGAN-fine").
 
 The same losses as Semi-StyleGAN (eqs 3-7, via `SemiStyleGAN.train_step`), restricted to the
 fine factors, with a generator that starts from a real image:
@@ -10,38 +10,15 @@ fine factors, with a generator that starts from a real image:
 - E_fine (a head on the block of D at `fine_head_res`) predicts the fine factors only;
   L_sup, L_sr and L_unsup compare fine factors only.
 
-Method options (`cfg.extra`, `semistylegan train --set KEY=VALUE`):
-  fine_factors    names of the fine factors, a list or "a,b,c" (default per dataset, below)
-  fine_input_res  resolution of the coarse input (default 16, at most resolution / 2)
-  fine_head_res   resolution of the D block feeding E_fine (default 32, at most resolution)
-  coarse_skip     true: the coarse input is also added to G's RGB skip path (FineGenerator; not in
-                  SPEC.md), so G starts from the upsampled input instead of drawing it anew
-  coarse_gray     true: G sees the luminance of its coarse input, not its colours (FineGenerator;
-                  not in SPEC.md), so the colours can only come from c_fine
-  hue_jitter      true: in training, G sees its coarse input with the colours rotated about the gray
-                  axis by a random angle per image (nets.fine.rotate_hue; not in SPEC.md). The
-                  input's colours then say nothing about its hues, so G takes them from c_fine,
-                  while the regions of the image stay distinct (unlike coarse_gray, where two
-                  hues of equal luminance merge). Generation and editing rotate nothing.
-  skip_gray       true (with coarse_skip): the skip path gets the coarse input's channel mean, its
-                  gray part, instead of its colours (FineGenerator; not in SPEC.md); the input
-                  features still see the colours. With hue_jitter the skip then carries the
-                  input's unrotated shading and G's toRGB layers add the hues
-  coarse_inject   true: every block of G above the coarse resolution also gets the upsampled coarse
-                  input, through a 1x1 conv, in its features (FineGenerator; not in SPEC.md), so a
-                  repainted region can follow the input's outlines
-  input_const     true: a learned constant feature map is added to G's input features (positional
-                  information; FineGenerator; not in SPEC.md)
-  recon           weight of a labelled reconstruction term in G's loss (default 0 = off; not in
-                  SPEC.md): for x in J whose fine factors are all known, the mean |G(c_fine(x), z,
-                  coarse(x)) - x| over pixels. It ties G's output to its coarse input (geometry) on
-                  images whose hues are known, while L_unsup teaches the hues on random c_fine
-                  (SemiStyleGAN._recon_terms, with the fine codes).
-  recon_edges     weight of the same term on image gradients (SemiStyleGAN's option, with the fine
-                  codes): the outlines of the object rather than the flat walls and floor
-  recon_hard      weight of the same term over the worst 5% of each image's pixels (SemiStyleGAN's
-                  option, with the fine codes): a small object's wrong outline weighs there
-  recon_hard_frac that share of the pixels instead of 5% (0 < F <= 1)
+Config fields (TrainConfig): fine_factors (names, default per dataset below), fine_input_res
+(default 16, at most resolution / 2), fine_head_res (default 32, at most resolution), and three
+additions beyond the paper: coarse_skip (the coarse input also feeds G's RGB skip path, so G
+starts from the upsampled input), input_const (a learned constant feature map added to G's input
+features: positional information), hue_jitter (in training, G sees its coarse input with the
+colours turned about the gray axis by a random angle per image, so it must take the hues from
+c_fine while the regions of the image stay distinct; generation and editing turn nothing).
+`recon` and `recon_hard` tie G's output to its coarse input on the labelled images whose fine
+factors are known (SemiStyleGAN._recon_terms, with the fine codes).
 
 Evaluation interfaces: `encode` returns (N, K) codes over *all* factors of the dataset with NaN
 in the coarse columns (E_fine does not predict them); `encode_fine` returns (N, F). `generate`
@@ -64,7 +41,7 @@ from semistylegan.nets.fine import FineDiscriminator, FineGenerator, rotate_hue
 
 __all__ = ["SemiStyleGANFine", "DEFAULT_FINE_FACTORS", "resolve_fine_factors"]
 
-# Dataset name -> default fine factors (SPEC.md; for 3DShapes the three hues, as in the issue).
+# Dataset name -> default fine factors (for 3DShapes the three hues, as in the issue).
 DEFAULT_FINE_FACTORS = {
     "falcor3d": ("lighting_intensity", "lighting_x-dir", "lighting_y-dir", "lighting_z-dir"),
     "isaac3d": ("lighting_intensity", "lighting_y-dir", "object_color", "wall_color"),
@@ -84,7 +61,7 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
         default = next((v for k, v in DEFAULT_FINE_FACTORS.items() if base.startswith(k)), None)
         if default is None:
             raise UserError(f"semi-fine has no default fine factors for dataset '{dataset_name}'; "
-                            f"pass --set fine_factors=NAME,NAME (factors: {', '.join(factor_names)})")
+                            f"pass --fine-factors NAME,NAME (factors: {', '.join(factor_names)})")
         requested = default
     if isinstance(requested, str):
         requested = [s.strip() for s in requested.split(",") if s.strip()]
@@ -104,58 +81,55 @@ def resolve_fine_factors(dataset_name: str, factor_names: list[str], requested=N
 
 
 class SemiStyleGANFine(SemiStyleGAN):
+    name = "semi-fine"
+    display_name = "Semi-StyleGAN-fine"
     ema_networks = ("G",)
-    options = ("fine_factors", "fine_input_res", "fine_head_res", "recon", "recon_edges", "recon_hard",
-               "recon_hard_frac", "coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray",
-               "coarse_inject")
+    coarse_input = True
+    fields = SemiStyleGAN.fields + ("fine_factors", "fine_input_res", "fine_head_res", "coarse_skip", "input_const",
+                                    "hue_jitter")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
     reuse_step_fakes_for_mixup = False
 
     def __init__(self, cfg, dataset_info: dict):
-        super().__init__(cfg, dataset_info)  # checks the options against `options`, keeps self.extra
-        extra = self.extra
+        super().__init__(cfg, dataset_info)
         self.factor_names = list(dataset_info["factors"]["names"])
         self.fine_idx = resolve_fine_factors(dataset_info.get("name", cfg.dataset), self.factor_names,
-                                             extra.get("fine_factors"))
+                                             cfg.fine_factors)
         self.fine_names = [self.factor_names[i] for i in self.fine_idx]
         self.num_fine = len(self.fine_idx)
         self.fine_sizes = self.factor_sizes[self.fine_idx]
         res = int(cfg.resolution)
         if res < 8:
             raise UserError("semi-fine needs a resolution of at least 8")
-        self.input_res = self._res_option(extra, "fine_input_res", min(16, res // 2), 4, res // 2)
-        self.head_res = self._res_option(extra, "fine_head_res", min(32, res), 8, res)
-        self.coarse_skip, self.coarse_gray, self.input_const, self.hue_jitter, self.skip_gray, self.coarse_inject = (
-            self._bool(k) for k in ("coarse_skip", "coarse_gray", "input_const", "hue_jitter", "skip_gray",
-                                    "coarse_inject"))
-        if self.skip_gray and not self.coarse_skip:
-            raise UserError("semi-fine: skip_gray needs coarse_skip=true (it changes what the skip path gets)")
-        for key in ("coarse_gray", "hue_jitter"):
-            if getattr(self, key) and self.channels != 3:
-                raise UserError(f"semi-fine: {key} needs a colour dataset (3 channels); "
-                                f"{dataset_info.get('name', cfg.dataset)} has {self.channels}")
+        self.input_res = self._res_option("fine_input_res", cfg.fine_input_res or min(16, res // 2), 4, res // 2)
+        self.head_res = self._res_option("fine_head_res", cfg.fine_head_res or min(32, res), 8, res)
+        self.coarse_skip, self.input_const, self.hue_jitter = cfg.coarse_skip, cfg.input_const, cfg.hue_jitter
+        if self.hue_jitter and self.channels != 3:
+            raise UserError(f"semi-fine: hue_jitter needs a colour dataset (3 channels); "
+                            f"{dataset_info.get('name', cfg.dataset)} has {self.channels}")
         self._reference: torch.Tensor | None = None
 
     @staticmethod
-    def _res_option(extra, key, default, low, high) -> int:
-        v = extra.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low or v > high or v & (v - 1):
-            raise UserError(f"semi-fine: {key} must be a power of two in [{low}, {high}], got {v!r}")
+    def _res_option(key, v, low, high) -> int:
+        if v < low or v > high or v & (v - 1):
+            raise UserError(f"semi-fine: --{key.replace('_', '-')} must be a power of two in [{low}, {high}], got {v}")
         return int(v)
+
+    def traversed_factors(self) -> list[int]:
+        """Only the fine factors: the coarse ones come from the input image."""
+        return list(self.fine_idx)
 
     # ------------------------------------------------------------------------------------
     def build_networks(self):
         cfg = self.cfg
         G = FineGenerator(self.num_fine, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels, cfg.channel_base,
                           cfg.channel_max, cfg.mapping_layers, input_resolution=self.input_res,
-                          coarse_skip=self.coarse_skip, coarse_gray=self.coarse_gray,
-                          input_const=self.input_const, skip_gray=self.skip_gray,
-                          coarse_inject=self.coarse_inject)
+                          coarse_skip=self.coarse_skip, input_const=self.input_const,
+                          mapping_lr_mul=cfg.mapping_lr_mul)
         D = FineDiscriminator(self.num_fine, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
                               cfg.mbstd_group, head_resolution=self.head_res,
-                              code_classes=tuple(int(m) for m in self.fine_sizes) if self.classify else None,
-                              fake_classes=self.fake_classes > 0)
+                              code_classes=tuple(int(m) for m in self.fine_sizes) if self.classify else None)
         return self._finish_networks(G, D)
 
     @property
@@ -204,7 +178,8 @@ class SemiStyleGANFine(SemiStyleGAN):
             return codes
         if codes.shape[1] == self.num_factors:
             return codes[:, self.fine_idx]
-        raise ValueError(f"codes must have {self.num_factors} (all) or {self.num_fine} (fine) columns, got {codes.shape[1]}")
+        raise ValueError(f"codes must have {self.num_factors} (all) or {self.num_fine} (fine) columns, got "
+                         f"{codes.shape[1]}")
 
     def reference_images(self, device) -> torch.Tensor:
         """A fixed training image (seeded by cfg.seed) used as coarse input when none is given."""
@@ -212,7 +187,7 @@ class SemiStyleGANFine(SemiStyleGAN):
             from semistylegan.data import make_dataset
             from semistylegan.data.dataset import images_to_tensor
 
-            ds = make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path)
+            ds = make_dataset(self.cfg.dataset, self.cfg.resolution, self.cfg.data_path, **self.cfg.data_options)
             idx = np.random.RandomState(self.cfg.seed + 4242).randint(len(ds), size=1)
             self._reference = images_to_tensor(ds.images(idx))
         return self._reference.to(device)

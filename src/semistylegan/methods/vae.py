@@ -1,8 +1,8 @@
-"""The VAE baselines of SPEC.md: beta-VAE, beta-TCVAE and FactorVAE, trained by the common loop.
+"""The VAE baselines of the paper: beta-VAE, beta-TCVAE and FactorVAE, trained by the common loop.
 
 All three share the network of `semistylegan.nets.vae` (disentanglement_lib's conv encoder and
 deconv decoder), a Gaussian q(z | x) with diagonal covariance, a N(0, I) prior, and a Bernoulli
-decoder on pixels rescaled to [0, 1] (dlib's `bernoulli_loss`; `--set reconstruction=gaussian`
+decoder on pixels rescaled to [0, 1] (dlib's `bernoulli_loss`; `--reconstruction gaussian`
 switches to dlib's `l2_loss`, the squared error of sigmoid(logits)). Per sample, every loss is
 summed over pixels and latent dimensions and then averaged over the batch, as in dlib.
 
@@ -20,7 +20,7 @@ beta in {1, 2, 4, 6, 8, 10} for beta-TCVAE and gamma in {10, 20, 30, 40, 50, 100
   FactorVAE gamma = 35 (Kim & Mnih's dSprites value), discriminator Adam(lr 1e-4, betas 0.5/0.9).
 The network widths and the step budget come from the config (cfg.lr, cfg.batch, cfg.kimg): the
 presets in `semistylegan.methods.presets` carry the papers' values (`vae64`) and CPU-sized ones
-(`vae-cpu32`, `vae-cpu16`). Method options (`semistylegan train --set KEY=VALUE`):
+(`vae-cpu32`, `vae-cpu16`). Config fields (`semistylegan train --vae-beta 2`, ...):
   latent_dim, vae_beta (beta-VAE), tc_beta (beta-TCVAE), factor_gamma (FactorVAE),
   reconstruction (bernoulli | gaussian), d_lr (FactorVAE discriminator learning rate).
 
@@ -107,18 +107,12 @@ class VAEMethod(Method):
     has_encoder = True
     uses_labels = False
     identified_codes = False      # the latents are not the factor codes (no L2, L2-gen, MIG-gen)
-    options: tuple[str, ...] = ("latent_dim", "reconstruction")   # accepted cfg.extra keys
+    fields: tuple[str, ...] = ("latent_dim", "reconstruction")
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
-        self.name = cfg.method
-        extra = self.checked_options()
-        self.latent_dim = int(extra.get("latent_dim", DEFAULT_LATENT_DIM))
-        if self.latent_dim < 1:
-            raise UserError(f"latent_dim must be at least 1, got {self.latent_dim}")
-        self.reconstruction = str(extra.get("reconstruction", "bernoulli"))
-        if self.reconstruction not in ("bernoulli", "gaussian"):
-            raise UserError(f"reconstruction must be bernoulli or gaussian, got '{self.reconstruction}'")
+        self.latent_dim = int(cfg.latent_dim) or DEFAULT_LATENT_DIM
+        self.reconstruction = cfg.reconstruction
         if cfg.resolution < 8:
             raise UserError(f"the VAE baselines need --resolution >= 8, got {cfg.resolution}")
         self.channels = int(dataset_info["channels"])
@@ -191,11 +185,12 @@ class VAEMethod(Method):
 class BetaVAE(VAEMethod):
     """beta-VAE: recon + beta KL. Default beta = 4 (Higgins et al. 2017, dSprites)."""
 
-    options = VAEMethod.options + ("vae_beta",)
+    name, display_name = "beta-vae", "beta-VAE"
+    fields = VAEMethod.fields + ("vae_beta",)
 
     def __init__(self, cfg, dataset_info):
         super().__init__(cfg, dataset_info)
-        self.beta = self._float("vae_beta", 4.0)
+        self.beta = float(cfg.vae_beta)
 
     def regulariser(self, ctx, nets, z, mean, logvar, kl):
         return self.beta * kl, {}
@@ -205,11 +200,12 @@ class BetaTCVAE(VAEMethod):
     """beta-TCVAE: recon + KL + (beta - 1) TC (the decomposition of Chen et al. 2018 with alpha =
     gamma = 1, as dlib implements it). Default beta = 6."""
 
-    options = VAEMethod.options + ("tc_beta",)
+    name, display_name = "beta-tcvae", "beta-TCVAE"
+    fields = VAEMethod.fields + ("tc_beta",)
 
     def __init__(self, cfg, dataset_info):
         super().__init__(cfg, dataset_info)
-        self.beta = self._float("tc_beta", 6.0)
+        self.beta = float(cfg.tc_beta)
 
     def regulariser(self, ctx, nets, z, mean, logvar, kl):
         # The loss leaves out the constant (D - 1) log(N M) (as dlib); the reported TC includes it.
@@ -228,12 +224,13 @@ class FactorVAE(VAEMethod):
     (lr `d_lr`, default 1e-4, betas 0.5/0.9). Default gamma = 35 (Kim & Mnih, dSprites).
     """
 
-    options = VAEMethod.options + ("factor_gamma", "d_lr")
+    name, display_name = "factor-vae", "FactorVAE"
+    fields = VAEMethod.fields + ("factor_gamma", "factor_d_lr")
 
     def __init__(self, cfg, dataset_info):
         super().__init__(cfg, dataset_info)
-        self.gamma = self._float("factor_gamma", 35.0)
-        self.d_lr = self._float("d_lr", 1e-4)
+        self.gamma = float(cfg.factor_gamma)
+        self.d_lr = float(cfg.factor_d_lr)
 
     def build_networks(self):
         nets = super().build_networks()

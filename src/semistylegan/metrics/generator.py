@@ -1,4 +1,4 @@
-"""MIG-gen and L2-gen: how well the generator obeys its code (SPEC.md "Metrics").
+"""MIG-gen and L2-gen: how well the generator obeys its code (docs/method.md, "Metrics").
 
 For each of `repeats` repetitions: sample c' uniformly from the factor grid (as codes, class j
 of m -> j / (m - 1)), generate x' = G(c', z) through the user's `generate(codes, seed)`, read it
@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from semistylegan.data.factors import FactorSpace
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay
 from semistylegan.metrics.l2 import l2
 from semistylegan.metrics.mig import mig_per_factor
 
@@ -61,7 +61,7 @@ def generator_metrics(generate: Generate, factor_space: FactorSpace, oracle, num
     names = list(factor_space.names)
     migs, l2s, mig_pf, mae_pf = [], [], [], []
     features = None
-    rs = utils.as_random_state(int(seed))
+    rs = replay.as_random_state(int(seed))
     for r in range(int(repeats)):
         classes = factor_space.sample_classes(int(num_samples), rs)
         codes = factor_space.classes_to_code(classes)

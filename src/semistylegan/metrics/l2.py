@@ -1,4 +1,4 @@
-"""L2 (SPEC.md "Metrics"): how far predicted codes are from the true codes c in [0, 1]^K.
+"""L2 (docs/method.md, "Metrics"): how far predicted codes are from the true codes c in [0, 1]^K.
 
 `l2` is the mean over samples of the (non-squared) Euclidean norm ||c_hat - c||_2, plus the
 per-factor mean absolute error and root-mean-square error. The codes are identifiable (the
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["l2", "l2_from_dataset"]
 
@@ -46,7 +46,7 @@ def l2_from_dataset(dataset, encode, num_samples: int = 10000, seed: int = 0, ba
         candidates = candidates[(np.asarray(dataset.classes(candidates)) >= 0).all(axis=1)]
     if len(candidates) == 0:
         raise ValueError("the dataset has no fully labelled image to measure L2 on")
-    rs = utils.as_random_state(seed)
+    rs = replay.as_random_state(seed)
     idx = candidates[rs.randint(len(candidates), size=int(num_samples))]
     preds = []
     for s in range(0, len(idx), batch_size):

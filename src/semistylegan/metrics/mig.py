@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["mig", "mig_per_factor", "mig_from_dataset"]
 
@@ -33,6 +33,6 @@ def mig(codes, factors, num_bins: int = 20) -> dict:
 def mig_from_dataset(dataset, represent, seed=0, num_train: int = 10000, batch_size: int = 16,
                      num_bins: int = 20, encode_batch_size: int | None = None) -> dict:
     """dlib's `compute_mig`: same seed (int or RandomState) -> same draws -> same score."""
-    stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
-    codes, factors = utils.generate_batch_factor_code(stream, num_train, batch_size)
+    stream = replay.FactorStream(dataset, represent, replay.as_random_state(seed), encode_batch_size)
+    codes, factors = replay.generate_batch_factor_code(stream, num_train, batch_size)
     return mig(codes, factors, num_bins)

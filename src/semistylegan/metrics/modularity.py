@@ -24,7 +24,7 @@ import numpy as np
 from sklearn import linear_model, metrics
 from sklearn.exceptions import ConvergenceWarning
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["modularity", "modularity_explicitness", "modularity_explicitness_from_dataset", "explicitness_per_factor"]
 
@@ -86,7 +86,7 @@ def modularity_explicitness_from_dataset(dataset, represent, seed=0, num_train: 
                                          batch_size: int = 16, encode_batch_size: int | None = None,
                                          n_jobs: int | None = None) -> dict:
     """dlib's `compute_modularity_explicitness` (train set then test set from one RandomState)."""
-    stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
-    ct, ft = utils.generate_batch_factor_code(stream, num_train, batch_size)
-    ce, fe = utils.generate_batch_factor_code(stream, num_test, batch_size)
+    stream = replay.FactorStream(dataset, represent, replay.as_random_state(seed), encode_batch_size)
+    ct, ft = replay.generate_batch_factor_code(stream, num_train, batch_size)
+    ce, fe = replay.generate_batch_factor_code(stream, num_test, batch_size)
     return modularity_explicitness(ct, ft, ce, fe, n_jobs=n_jobs)

@@ -1,7 +1,7 @@
 """The oracle encoder E_oracle: a small CNN that reads the factor code c off real images.
 
 It is trained once per dataset on fully labelled data and then used to read generated images
-(MIG-gen, L2-gen, SPEC.md "Metrics") and to embed images for the oracle FID.
+(MIG-gen, L2-gen, docs/method.md, "Metrics") and to embed images for the oracle FID.
 
 Design choices (documented):
 - Per-factor *classification* (one softmax head per factor, cross-entropy, unknown labels
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semistylegan import progress
 from semistylegan.data.dataset import images_to_tensor
 from semistylegan.data.factors import FactorSpace
 from semistylegan.nets.encoder import ConvEncoder
@@ -264,7 +265,7 @@ def _train(dataset, train_steps, batch_size, seed, lr, eval_samples, verbose) ->
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
     start = time.time()
     net.train()
-    for step in range(int(train_steps)):
+    for step in progress.bar(range(int(train_steps)), desc="training the oracle encoder", unit="step"):
         idx = _draw_indices(batch_size, candidates, len(dataset), rs, held_out=False)
         x = images_to_tensor(dataset.images(idx))
         y = torch.from_numpy(np.asarray(dataset.classes(idx), dtype=np.int64))

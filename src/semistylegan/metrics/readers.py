@@ -26,7 +26,7 @@ import itertools
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay
 from semistylegan.metrics.generator import generate_images
 from semistylegan.metrics.l2 import l2
 from semistylegan.metrics.mig import mig_per_factor
@@ -136,7 +136,7 @@ def generator_readings(generate, dataset, readers: dict, num_samples: int = 1000
     per = {name: {"mig": [], "l2": [], "mig_pf": [], "mae_pf": []} for name in readers}
     features = None
     first: dict = {}
-    rs = utils.as_random_state(int(seed))
+    rs = replay.as_random_state(int(seed))
     for r in range(int(repeats)):
         classes = space.sample_classes(int(num_samples), rs)
         codes = space.classes_to_code(classes)

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semistylegan.metrics import utils
+from semistylegan import progress
+from semistylegan.metrics import replay
 from semistylegan.metrics.beta_vae import beta_vae_score
 from semistylegan.metrics.dci import dci
 from semistylegan.metrics.factor_vae import factor_vae_score
@@ -104,13 +105,15 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
     dci_test = int(dci_test) if dci_test is not None else REPORT_DEFAULTS["dci_test"]
     out, settings = {}, {"num_train": int(num_samples), "num_test": num_test, "seed": int(seed), "batch_size": 16}
     t = time.time()
-    stream = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
-    codes_train, factors_train = utils.generate_batch_factor_code(stream, int(num_samples), 16)
-    codes_test, factors_test = utils.generate_batch_factor_code(stream, num_test, 16)
+    progress.stage(f"evaluate: encoding {int(num_samples) + num_test} images")
+    stream = replay.FactorStream(dataset, encode, replay.as_random_state(seed), encode_batch_size)
+    codes_train, factors_train = replay.generate_batch_factor_code(stream, int(num_samples), 16)
+    codes_test, factors_test = replay.generate_batch_factor_code(stream, num_test, 16)
     timings["encode_samples"] = time.time() - t
     names = list(dataset.factor_space.names)
 
     def timed(name, fn):
+        progress.stage(f"evaluate: {name}")
         t0 = time.time()
         out[name] = fn()
         timings[name] = time.time() - t0
@@ -128,9 +131,9 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
             ct, ft = codes_train[:dci_train], factors_train[:dci_train]
             ce, fe = codes_train[dci_train : dci_train + dci_test], factors_train[dci_train : dci_train + dci_test]
         else:
-            s2 = utils.FactorStream(dataset, encode, utils.as_random_state(seed), encode_batch_size)
-            ct, ft = utils.generate_batch_factor_code(s2, dci_train, 16)
-            ce, fe = utils.generate_batch_factor_code(s2, dci_test, 16)
+            s2 = replay.FactorStream(dataset, encode, replay.as_random_state(seed), encode_batch_size)
+            ct, ft = replay.generate_batch_factor_code(s2, dci_train, 16)
+            ce, fe = replay.generate_batch_factor_code(s2, dci_test, 16)
         timed("dci", lambda: dci(ct, ft, ce, fe, seed=int(seed)))
         settings["dci"] = {"num_train": dci_train, "num_test": dci_test}
     if "factor_vae" in parts:
@@ -193,6 +196,8 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
 
         t = time.time()
         if readers is None:
+            if oracle is None:
+                progress.stage("evaluate: model-based readers: CNN oracle and pixel MLP (trained on first use, then cached)")
             readers = {"cnn": oracle} if oracle is not None else default_readers(
                 dataset, oracle_options=oracle_options, pixel_options=pixel_oracle_options, verbose=verbose)
         readers = dict(readers)
@@ -202,6 +207,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
             report["oracle"] = {k: v for k, v in oracle.info.items() if k != "factor_space"}
         report["readers"] = {name: {k: v for k, v in r.info.items() if k != "factor_space"} for name, r in readers.items()}
         t = time.time()
+        progress.stage(f"evaluate: generator metrics (MIG-gen, L2-gen) read by {', '.join(readers)}; renderer statistics")
         gen = generator_readings(generate, dataset, readers, num_samples=num_samples, repeats=repeats, seed=seed,
                                  render_samples=render_samples, return_features="oracle_fid" in parts and oracle is not None)
         fake_features = gen.pop("features", None)
@@ -209,6 +215,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         if "generator" in parts:
             report["generator"] = gen
         if "oracle_fid" in parts and fake_features is not None:
+            progress.stage("evaluate: oracle FID, KID, precision/recall")
             t = time.time()
             rs = np.random.RandomState(seed + 12345)
             real_idx = rs.randint(len(dataset), size=int(num_samples))
@@ -226,6 +233,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
             from semistylegan.metrics.fid import inception_fid
             from semistylegan.metrics.generator import generate_images
 
+            progress.stage("evaluate: Inception FID/KID")
             t = time.time()
             n = int(inception_samples)
             rs = np.random.RandomState(seed + 54321)

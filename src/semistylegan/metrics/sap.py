@@ -18,7 +18,7 @@ import numpy as np
 from sklearn import svm
 from sklearn.exceptions import ConvergenceWarning
 
-from semistylegan.metrics import utils
+from semistylegan.metrics import replay, utils
 
 __all__ = ["sap", "sap_score_matrix", "sap_from_dataset"]
 
@@ -59,7 +59,8 @@ def sap_score_matrix(codes_train, factors_train, codes_test, factors_test, conti
     return np.asarray(values, dtype=np.float64).reshape(d, k)
 
 
-def sap(codes_train, factors_train, codes_test, factors_test, continuous: bool = False, n_jobs: int | None = None) -> dict:
+def sap(codes_train, factors_train, codes_test, factors_test, continuous: bool = False,
+        n_jobs: int | None = None) -> dict:
     """{"SAP_score": ...}: mean over factors of the top-1 minus top-2 score of the code dims."""
     s = np.sort(sap_score_matrix(codes_train, factors_train, codes_test, factors_test, continuous, n_jobs), axis=0)
     return {"SAP_score": float(np.mean(s[-1] - s[-2]))}
@@ -68,7 +69,7 @@ def sap(codes_train, factors_train, codes_test, factors_test, continuous: bool =
 def sap_from_dataset(dataset, represent, seed=0, num_train: int = 10000, num_test: int = 5000, batch_size: int = 16,
                      continuous: bool = False, encode_batch_size: int | None = None, n_jobs: int | None = None) -> dict:
     """dlib's `compute_sap` (train set then test set from one RandomState)."""
-    stream = utils.FactorStream(dataset, represent, utils.as_random_state(seed), encode_batch_size)
-    ct, ft = utils.generate_batch_factor_code(stream, num_train, batch_size)
-    ce, fe = utils.generate_batch_factor_code(stream, num_test, batch_size)
+    stream = replay.FactorStream(dataset, represent, replay.as_random_state(seed), encode_batch_size)
+    ct, ft = replay.generate_batch_factor_code(stream, num_train, batch_size)
+    ce, fe = replay.generate_batch_factor_code(stream, num_test, batch_size)
     return sap(ct, ft, ce, fe, continuous, n_jobs)

@@ -2,7 +2,7 @@
 
 It has disentanglement_lib's GroundTruthData interface, so the very same object can be given
 to dlib and to this package (reference vectors, tests, benchmarks) without rendering images.
-Representations of the grid of METRICS.md section 4 (dSprites factor sizes 3, 6, 40, 32, 32):
+Representations of the grid of docs/method.md, "Metrics" (dSprites factor sizes 3, 6, 40, 32, 32):
 - "perfect": the classes as floats;
 - "noisy<sigma>": c + sigma * T[index] with c = class / (size - 1), T ~ N(0, 1) per grid point
   (RandomState(1)), a fixed function of the combination, so it is a deterministic encoder;
@@ -84,7 +84,8 @@ def representation(case: str, sizes=(3, 6, 40, 32, 32)):
         sigma = float(case[len("noisy"):])
         return lambda c: noisy(np.asarray(c), sigma)
     if case == "nuisance":
-        return lambda c: np.hstack([noisy(np.asarray(c), 0.05), _table(2, space.num_combinations, 5)[space.classes_to_index(c)]])
+        return lambda c: np.hstack([noisy(np.asarray(c), 0.05),
+                                    _table(2, space.num_combinations, 5)[space.classes_to_index(c)]])
     if case == "rotated":
         return lambda c: noisy(np.asarray(c), 0.05) @ _rotation(k)
     if case == "const2":
@@ -97,7 +98,7 @@ def representation(case: str, sizes=(3, 6, 40, 32, 32)):
 
 
 def fixed_split(num_train: int = 10000, num_test: int = 5000, sizes=(3, 6, 40, 32, 32), seed: int = 0):
-    """Train then test factor classes drawn per column with RandomState(seed) (METRICS.md 4)."""
+    """Train then test factor classes drawn per column with RandomState(seed) (docs/method.md, "Metrics")."""
     space = FactorSpace(tuple(f"f{i}" for i in range(len(sizes))), tuple(sizes))
     rs = np.random.RandomState(seed)
     return space.sample_classes(num_train, rs), space.sample_classes(num_test, rs)

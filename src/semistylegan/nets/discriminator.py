@@ -1,20 +1,12 @@
-"""Discriminator D with the code head E on its shared trunk (SPEC.md "Architecture").
+"""Discriminator D with the code head E on its shared trunk (docs/method.md, "Architecture").
 
 ResNet blocks from the input resolution down to 4x4, then the epilogue: minibatch standard
 deviation, 3x3 conv, fully connected layer, and two linear heads on the same features: a
 1-unit real/fake logit and a K-unit code head with no output activation (E).
 
-With `code_classes` (the number of values of each factor; not part of SPEC.md) the code head
-is a classifier instead: one softmax over the values of each factor, sum(code_classes) logits,
-and `read_codes` decodes them to the code of the arg-max value (value j of m -> j / (m - 1)).
-With `fake_classes` as well, each factor has 2m logits: m for "a real image with value j" and
-m for "a generated image asked for value j" (the classifier of ADC-GAN, Hou et al. 2022); the
-reading of an image sums the two probabilities of each value.
-
-Optionally (`conditional=True`, not part of SPEC.md) a third head judges (image, code) pairs:
-a projection discriminator (Miyato & Koyama 2018) on the same features as the real/fake
-logit, cond(x, c) = out_c(h) + <embed(c, known), h> / sqrt(dim(h)). Semi-StyleGAN trains it
-on the labelled pairs of J against generated pairs (G(c', z), c'), see methods/semistylegan.py.
+With `code_classes` (the number of values of each factor; beyond the paper) the code head is a
+classifier instead: one softmax over the values of each factor, sum(code_classes) logits, and
+`read_codes` decodes them to the code of the arg-max value (value j of m -> j / (m - 1)).
 """
 from __future__ import annotations
 
@@ -27,34 +19,25 @@ from semistylegan.nets.encoder import ConvEncoder
 from semistylegan.nets.generator import channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear, MinibatchStd
 
-__all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "value_logits", "decode_code_logits"]
+__all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "decode_code_logits"]
 
 
-def code_layout(code_classes, fake_classes: bool, num_factors: int):
-    """A code head's layout: (classes or None, fake classes on, output width of each factor):
-    a classifier has a factor's values (2x with fake classes), a regressor one output per factor."""
+def code_layout(code_classes, num_factors: int):
+    """A code head's layout: (classes or None, output width of each factor): a classifier has
+    one output per value of a factor, a regressor one output per factor."""
     classes = tuple(int(m) for m in code_classes) if code_classes is not None else None
-    fake = bool(fake_classes) and classes is not None
-    widths = tuple(m * (2 if fake else 1) for m in classes) if classes is not None else (1,) * num_factors
-    return classes, fake, widths
+    widths = classes if classes is not None else (1,) * num_factors
+    return classes, widths
 
 
-def split_code_logits(out: torch.Tensor, sizes: tuple[int, ...], fake_classes: bool = False) -> list[torch.Tensor]:
-    """A classifier head's outputs, one (N, m) chunk per factor ((N, 2m) with fake classes)."""
-    return list(out.split([m * (2 if fake_classes else 1) for m in sizes], dim=1))
+def split_code_logits(out: torch.Tensor, sizes: tuple[int, ...]) -> list[torch.Tensor]:
+    """A classifier head's outputs, one (N, m) chunk per factor."""
+    return list(out.split([int(m) for m in sizes], dim=1))
 
 
-def value_logits(chunk: torch.Tensor, m: int) -> torch.Tensor:
-    """(N, m) log-probabilities (up to a constant) of each value, real and fake classes summed."""
-    if chunk.shape[1] == m:
-        return chunk
-    return torch.logsumexp(torch.stack([chunk[:, :m], chunk[:, m:]]), dim=0)
-
-
-def decode_code_logits(out: torch.Tensor, sizes: tuple[int, ...], fake_classes: bool = False) -> torch.Tensor:
+def decode_code_logits(out: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
     """(N, K) codes of the arg-max values (value j of m -> j / (m - 1))."""
-    cols = [value_logits(chunk, m).argmax(dim=1).to(out.dtype) / max(m - 1, 1)
-            for chunk, m in zip(split_code_logits(out, sizes, fake_classes), sizes)]
+    cols = [chunk.argmax(dim=1).to(out.dtype) / max(m - 1, 1) for chunk, m in zip(split_code_logits(out, sizes), sizes)]
     return torch.stack(cols, dim=1)
 
 
@@ -75,11 +58,11 @@ class Discriminator(nn.Module):
     noise = 0.0  # E reads its inputs as they are (SeparateEncoderDiscriminator may add noise)
 
     def __init__(self, c_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
-                 channel_max: int = 64, mbstd_group: int = 4, conditional: bool = False,
-                 code_classes: tuple[int, ...] | None = None, fake_classes: bool = False):
+                 channel_max: int = 64, mbstd_group: int = 4, code_classes: tuple[int, ...] | None = None):
         super().__init__()
         self.c_dim, self.resolution, self.img_channels = c_dim, resolution, img_channels
-        self.fromrgb = EqualConv2d(img_channels, channels_for(resolution, channel_base, channel_max), 1, activation="lrelu")
+        self.fromrgb = EqualConv2d(img_channels, channels_for(resolution, channel_base, channel_max), 1,
+                                   activation="lrelu")
         self.blocks = nn.ModuleDict()
         res = resolution
         while res > 4:
@@ -93,18 +76,15 @@ class Discriminator(nn.Module):
         self.out = EqualLinear(c4, 1)
         if code_classes is not None and len(code_classes) != c_dim:
             raise ValueError(f"code_classes needs one size per factor ({c_dim}), got {len(code_classes)}")
-        self.code_classes, self.fake_classes, widths = code_layout(code_classes, fake_classes, c_dim)
+        self.code_classes, widths = code_layout(code_classes, c_dim)
         self.code_head = EqualLinear(c4, sum(widths)) if c_dim > 0 else None
-        # The pair head's code input is (c * known, known): an unknown factor of a partially
-        # labelled image contributes nothing, rather than reading as the value 0.
-        self.cond_embed = EqualLinear(2 * c_dim, c4, bias=False) if conditional and c_dim > 0 else None
-        self.cond_out = EqualLinear(c4, 1) if self.cond_embed is not None else None
 
     def reseed_noise(self, seed: int, device: torch.device):
         """Seeds the noise E adds to its inputs in training: none here (`noise` is 0, and the
         method only reseeds when it is not); SeparateEncoderDiscriminator has some."""
 
-    def blocks_forward(self, img: torch.Tensor, keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def blocks_forward(self, img: torch.Tensor,
+                       keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """The convolutional trunk down to 4x4; also returns block inputs at the resolutions in `keep`."""
         x = self.fromrgb(img)
         kept = {}
@@ -128,28 +108,14 @@ class Discriminator(nn.Module):
         return self.fc(x.flatten(1))
 
     def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
-        """Returns (real/fake logits (N,) or None, predicted codes (N, K) or None)."""
-        logits, codes, _ = self.heads(img, need_logits, need_codes)
-        return logits, codes
-
-    def heads(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True,
-              cond_codes: torch.Tensor | None = None, cond_known: torch.Tensor | None = None):
-        """One trunk pass for every head asked for: (real/fake logits (N,) or None, predicted
-        codes (N, K) or None, pair logits cond(x, c) (N,) for `cond_codes` or None)."""
+        """One trunk pass for the heads asked for: (real/fake logits (N,) or None, predicted codes
+        (N, K) or None)."""
         x, _ = self.blocks_forward(img)
-        feat = self.epilogue(x, True) if need_logits or cond_codes is not None else None
-        logits = self.out(feat).squeeze(1) if need_logits else None
+        logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
         codes = None
         if need_codes and self.code_head is not None:
             codes = self.code_head(self.epilogue(x, False))
-        cond = None
-        if cond_codes is not None:
-            if self.cond_embed is None:
-                raise ValueError("this discriminator has no conditional head")
-            known = torch.ones_like(cond_codes) if cond_known is None else cond_known.to(cond_codes.dtype)
-            emb = self.cond_embed(torch.cat([cond_codes * known, known], dim=1))
-            cond = self.cond_out(feat).squeeze(1) + (emb * feat).sum(dim=1) / math.sqrt(feat.shape[1])
-        return logits, codes, cond
+        return logits, codes
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """E(x): the code head's raw outputs (codes, or logits of a classifier head), independent
@@ -161,40 +127,33 @@ class Discriminator(nn.Module):
         out = self.encode(img)
         if self.code_classes is None:
             return out
-        return decode_code_logits(out, self.code_classes, self.fake_classes)
+        return decode_code_logits(out, self.code_classes)
 
 
 class SeparateEncoderDiscriminator(nn.Module):
-    """D for the real/fake (and pair) logits, E a plain CNN of its own for the codes
-    (`--encoder separate`, not SPEC.md's shared trunk); the interface of Discriminator.
+    """D for the real/fake logits, E a plain CNN of its own for the codes (`encoder = "separate"`,
+    beyond the paper's shared trunk); the interface of Discriminator.
 
-    E's heads are one per factor: its values (classifier, 2x with fake classes) or 1 (regression).
-    `noise` (training mode only) adds Gaussian noise of this standard deviation to every image E
-    reads, for its own losses and for G's: randomised smoothing, so that G cannot satisfy L_unsup
-    with the small, E-specific changes a plain CNN is so easily fooled by (BENCHMARKS.md, section 3).
+    E's heads are one per factor: its values (classifier) or 1 (regression). `noise` (training
+    mode only) adds Gaussian noise of this standard deviation to every image E reads, for its own
+    losses and for G's: randomised smoothing, so that G cannot satisfy L_unsup with the small,
+    E-specific changes a plain CNN is so easily fooled by (docs/negative-results.md).
     """
 
     def __init__(self, D: Discriminator, resolution: int, img_channels: int, num_factors: int,
-                 code_classes: tuple[int, ...] | None = None, fake_classes: bool = False, noise: float = 0.0):
+                 code_classes: tuple[int, ...] | None = None, noise: float = 0.0):
         super().__init__()
         D.code_head = None  # the codes come from E
         self.D = D
-        self.code_classes, self.fake_classes, widths = code_layout(code_classes, fake_classes, num_factors)
+        self.code_classes, widths = code_layout(code_classes, num_factors)
         self.E = ConvEncoder(resolution, img_channels, widths)
         self.noise = float(noise)
         # The method reseeds this from its saved random stream every step (exact resume).
         self.noise_generator: torch.Generator | None = None
 
     def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
-        logits, codes, _ = self.heads(img, need_logits, need_codes)
-        return logits, codes
-
-    def heads(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True,
-              cond_codes: torch.Tensor | None = None, cond_known: torch.Tensor | None = None):
-        logits = cond = None
-        if need_logits or cond_codes is not None:
-            logits, _, cond = self.D.heads(img, need_logits, False, cond_codes, cond_known)
-        return logits, (self.encode(img) if need_codes else None), cond
+        logits = self.D(img, need_logits=True, need_codes=False)[0] if need_logits else None
+        return logits, (self.encode(img) if need_codes else None)
 
     def reseed_noise(self, seed: int, device: torch.device):
         """Seed the generator of E's input noise (the method does this every step)."""

@@ -1,4 +1,4 @@
-"""Networks of Semi-StyleGAN-fine (SPEC.md "Semi-StyleGAN-fine"; PAPER.md section 4).
+"""Networks of Semi-StyleGAN-fine (docs/method.md, "Semi-StyleGAN-fine").
 
 FineGenerator G(c_fine, z, x): the coarse blocks (4x4, 8x8, ...) of the generator are dropped.
 The real image x is box-downsampled (average pooling) to `input_resolution` (16x16 by default),
@@ -6,21 +6,12 @@ a 1x1 conv turns it into features, one style-modulated 3x3 conv works at that re
 precursor's "1x1 conv, AdaIN, 3x3 conv, AdaIN" input layer), and synthesis proceeds
 2 * input_resolution -> ... -> full resolution. Every style layer is driven by
 w = mapping(c_fine, z): the fine factors and the noise, nothing else.
-With `coarse_skip` (not in SPEC.md) the downsample itself is also added to the RGB skip path at
+With `coarse_skip` (beyond the paper) the downsample itself is also added to the RGB skip path at
 input_resolution, so G starts from the bilinear upsample of its input and its toRGB layers draw
-what differs from it (edited colours, detail). With `coarse_gray` (not in SPEC.md) G sees the
-luminance of the downsample (0.299 R + 0.587 G + 0.114 B, in every channel) instead of its
-colours: the layout comes from the image and the colours only from c_fine, for datasets whose
-fine factors are hues. With `skip_gray` (with coarse_skip; not in SPEC.md) the skip path gets the mean of the
-downsample's channels in every channel (its gray part, which rotate_hue keeps) while the input
-features still see its colours. With `input_const` (not in SPEC.md) a learned constant feature map is
-added to the input features at input_resolution, as StyleGAN's constant input is: positional
-information, without which a shallow G can tell wall from floor only near the image's edges.
-With `coarse_inject` (not in SPEC.md) every block above input_resolution also gets the bilinear
-upsample of G's view of the coarse input to its resolution, through a 1x1 conv (zero at the
-start), added to its features after the upsampling conv: each output pixel's layers see that
-pixel's input colour, so a repainted region can follow the input's outlines instead of the
-smooth masks that upsampled 16x16 features give.
+what differs from it (edited colours, detail). With `input_const` (beyond the paper) a learned
+constant feature map is added to the input features at input_resolution, as StyleGAN's constant
+input is: positional information, without which a shallow G can tell wall from floor only near
+the image's edges.
 
 FineDiscriminator: the usual discriminator trunk and real/fake head; the encoder head E_fine
 is one linear layer on the flattened trunk features *entering* the block at `head_resolution`
@@ -72,8 +63,8 @@ class FineGenerator(nn.Module):
 
     def __init__(self, c_dim: int, z_dim: int, w_dim: int, resolution: int, img_channels: int,
                  channel_base: int = 2048, channel_max: int = 64, mapping_layers: int = 3,
-                 input_resolution: int = 16, coarse_skip: bool = False, coarse_gray: bool = False,
-                 input_const: bool = False, skip_gray: bool = False, coarse_inject: bool = False):
+                 input_resolution: int = 16, coarse_skip: bool = False, input_const: bool = False,
+                 mapping_lr_mul: float = 0.01):
         super().__init__()
         if not (4 <= input_resolution < resolution) or input_resolution & (input_resolution - 1):
             raise ValueError(f"input_resolution must be a power of two in [4, {resolution}), got {input_resolution}")
@@ -81,40 +72,20 @@ class FineGenerator(nn.Module):
         self.resolution, self.img_channels = resolution, img_channels
         self.input_resolution = input_resolution
         self.coarse_skip = bool(coarse_skip)
-        if coarse_gray and img_channels != 3:  # no colours to drop (the method refuses this in one line)
-            raise ValueError(f"coarse_gray needs 3 image channels, got {img_channels}")
-        self.coarse_gray = bool(coarse_gray)
-        if skip_gray and not coarse_skip:
-            raise ValueError("skip_gray needs coarse_skip")
-        self.skip_gray = bool(skip_gray)
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers, lr_mul=mapping_lr_mul)
         ch = channels_for(input_resolution, channel_base, channel_max)
         self.input_conv = EqualConv2d(img_channels, ch, 1, activation="lrelu")
         # Zero at the start (G begins as without it); a randn start, as StyleGAN's constant has,
-        # drowned the input's features in a blotchy pattern at 50 kimg (BENCHMARKS.md section 7).
+        # drowned the input's features in a blotchy pattern at 50 kimg on 3DShapes 64x64.
         self.input_const = nn.Parameter(torch.zeros(ch, input_resolution, input_resolution)) if input_const else None
         # The first synthesis block sits at input_resolution: a modulated 3x3 conv (+ toRGB)
         # on the features; the blocks after it upsample to 2x, 4x, ... up to `resolution`.
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max,
                                           start_resolution=input_resolution, const_input=False)
-        self.inject = None
-        if coarse_inject:  # one 1x1 conv per block above input_resolution, zero at the start
-            self.inject = nn.ModuleList()
-            res = input_resolution * 2
-            while res <= resolution:
-                conv = EqualConv2d(img_channels, channels_for(res, channel_base, channel_max), 1)
-                nn.init.zeros_(conv.weight)
-                self.inject.append(conv)
-                res *= 2
 
     def coarse(self, image: torch.Tensor) -> torch.Tensor:
-        """The generator's view of a real image: its box downsample to input_resolution (its
-        luminance with coarse_gray)."""
-        small = box_downsample(image, self.input_resolution)
-        if self.coarse_gray:
-            luma = small[:, 0:1] * 0.299 + small[:, 1:2] * 0.587 + small[:, 2:3] * 0.114
-            small = luma.expand(-1, 3, -1, -1)
-        return small
+        """The generator's view of a real image: its box downsample to input_resolution."""
+        return box_downsample(image, self.input_resolution)
 
     def forward(self, c: torch.Tensor, z: torch.Tensor, image: torch.Tensor, truncation_psi: float = 1.0,
                 update_w_avg: bool = False) -> torch.Tensor:
@@ -127,17 +98,7 @@ class FineGenerator(nn.Module):
         x = self.input_conv(coarse)
         if self.input_const is not None:
             x = x + self.input_const[None].to(x.dtype)
-        skip = None
-        if self.coarse_skip:
-            skip = coarse.mean(dim=1, keepdim=True).expand_as(coarse) if self.skip_gray else coarse
-        extra = None
-        if self.inject is not None:
-            def extra(i, res):
-                if i == 0:
-                    return None
-                up = F.interpolate(coarse, size=(res, res), mode="bilinear", align_corners=False)
-                return self.inject[i - 1](up)
-        return self.synthesis(w, x=x, skip=skip, extra=extra)
+        return self.synthesis(w, x=x, skip=coarse if self.coarse_skip else None)
 
 
 class FineDiscriminator(Discriminator):
@@ -145,16 +106,16 @@ class FineDiscriminator(Discriminator):
 
     def __init__(self, c_fine_dim: int, resolution: int, img_channels: int, channel_base: int = 2048,
                  channel_max: int = 64, mbstd_group: int = 4, head_resolution: int = 32,
-                 code_classes: tuple[int, ...] | None = None, fake_classes: bool = False):
+                 code_classes: tuple[int, ...] | None = None):
         super().__init__(0, resolution, img_channels, channel_base, channel_max, mbstd_group)
         if head_resolution not in self.block_resolutions():
             raise ValueError(f"head_resolution must be one of {self.block_resolutions()}, got {head_resolution}")
         self.c_dim = c_fine_dim
         self.head_resolution = head_resolution
         ch = channels_for(head_resolution, channel_base, channel_max)
-        # A classifier head (semi-fine `--code-head classify`): the values of each fine factor
-        # (2x with fake classes); Discriminator.read_codes decodes it.
-        self.code_classes, self.fake_classes, widths = code_layout(code_classes, fake_classes, c_fine_dim)
+        # A classifier head (semi-fine with `code_head = "classify"`): the values of each fine
+        # factor; Discriminator.read_codes decodes it.
+        self.code_classes, widths = code_layout(code_classes, c_fine_dim)
         self.fine_head = EqualLinear(ch * head_resolution * head_resolution, sum(widths))
 
     def block_resolutions(self) -> tuple[int, ...]:
@@ -183,14 +144,6 @@ class FineDiscriminator(Discriminator):
             x = block(x)
         logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
         return logits, codes
-
-    def heads(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True,
-              cond_codes: torch.Tensor | None = None, cond_known: torch.Tensor | None = None):
-        """Discriminator.heads without the pair head (semi-fine has none)."""
-        if cond_codes is not None:
-            raise ValueError("the fine discriminator has no conditional head")
-        logits, codes = self.forward(img, need_logits, need_codes)
-        return logits, codes, None
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """E_fine(x): depends on this image only (no batch statistics before the head)."""

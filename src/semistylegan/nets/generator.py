@@ -1,4 +1,4 @@
-"""Generator G(c, z) with conditional styles (SPEC.md "Architecture").
+"""Generator G(c, z) with conditional styles (docs/method.md, "Architecture").
 
 The factor code c is embedded by a linear layer, normalised, concatenated with the
 normalised noise z, and both go through the mapping network to w, which drives every style
@@ -60,13 +60,9 @@ class SynthesisBlock(nn.Module):
         self.conv1 = ModulatedConv2d(out_channels if not first else in_channels, out_channels, 3, w_dim)
         self.torgb = ToRGB(out_channels, img_channels, w_dim)
 
-    def forward(self, x: torch.Tensor, img: torch.Tensor | None, w: torch.Tensor,
-                extra: torch.Tensor | None = None):
-        """`extra`: features added after the upsampling conv (at this block's resolution)."""
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None, w: torch.Tensor):
         if not self.first:
             x = self.conv0(x, w)
-        if extra is not None:
-            x = x + extra
         x = self.conv1(x, w)
         y = self.torgb(x, w)
         if img is not None:
@@ -95,18 +91,14 @@ class SynthesisNetwork(nn.Module):
             in_ch = out_ch
             res *= 2
 
-    def forward(self, w: torch.Tensor, x: torch.Tensor | None = None, skip: torch.Tensor | None = None,
-                extra=None) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, x: torch.Tensor | None = None, skip: torch.Tensor | None = None) -> torch.Tensor:
         """`skip`: an image at start_resolution added to the first block's RGB output, so it runs
-        through the skip path's upsampling like every toRGB output (None: nothing added).
-        `extra`: a function of (block index, resolution) giving features to add in that block
-        after its upsampling conv, or None."""
+        through the skip path's upsampling like every toRGB output (None: nothing added)."""
         if x is None:
             x = self.const[None].expand(w.shape[0], -1, -1, -1)
         img = None
         for i, block in enumerate(self.blocks):
-            add = extra(i, self.start_resolution << i) if extra is not None else None
-            x, img = block(x, img, w, add)
+            x, img = block(x, img, w)
             if i == 0 and skip is not None:
                 img = img + skip
         return img

@@ -1,7 +1,7 @@
 """Networks of the InfoGAN-CR baseline (Lin et al., ICML 2020).
 
 The InfoGAN-CR paper uses on dSprites the FactorVAE/dlib-style convolutional architecture
-(about 0.76M parameters in SPEC.md's table): at 64x64,
+(about 0.76M parameters in the paper's table): at 64x64,
 
     G: FC 128 (ReLU) -> FC 4*4*64 (ReLU) -> 4x4 transposed convs stride 2 with 64, 32, 32, C channels -> tanh
     D: 4x4 convs stride 2 with 32, 32, 64, 64 channels (LeakyReLU 0.2) -> FC 128 (LeakyReLU)

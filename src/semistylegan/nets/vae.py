@@ -7,7 +7,7 @@ which in turn follows Higgins et al. 2017): at 64x64,
     encoder: 4x4 conv stride 2 with 32, 32, 64, 64 channels (ReLU) -> FC 256 (ReLU) -> FC mean, FC log-variance
     decoder: FC 256 -> FC 4*4*64 (ReLU) -> 4x4 transposed convs stride 2 with 64, 32, 32, C channels
 
-(about 0.69M parameters at 64x64 with 10 latents, the count SPEC.md's table lists). Other
+(about 0.69M parameters at 64x64 with 10 latents, the count the paper's table lists). Other
 resolutions keep the 4x4 bottleneck: one stride-2 layer per halving, the channel list
 [..., 32, 32, 64, 64] truncated or extended with 32s at the image end.
 

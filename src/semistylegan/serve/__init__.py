@@ -12,7 +12,10 @@ traversal grid. The JSON API behind it:
 Every value is checked (type, range, length; unknown fields refused), bodies are size-limited
 before they are read, and every failure is a JSON {"error": one line} with a 4xx status; an
 unexpected failure is logged on the server and reported as "internal error" (never a stack
-trace on the page). It binds 127.0.0.1 by default: the viewer has no authentication.
+trace on the page). It binds 127.0.0.1 by default: the viewer has no authentication. It answers
+only requests whose Host is the bound address, localhost or 127.0.0.1 (DNS rebinding), and serves
+many simultaneous clients: a thread per connection, a deep listen queue, and the model calls
+queued first come, first served behind one lock.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ import numpy as np
 
 from semistylegan.errors import UserError
 
-__all__ = ["ViewerApp", "make_server", "serve", "MAX_UPLOAD_BYTES"]
+__all__ = ["ViewerApp", "FifoLock", "make_server", "serve", "MAX_UPLOAD_BYTES"]
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024   # raw upload limit (the request is refused before reading)
 MAX_JSON_BYTES = 16 * 1024
@@ -66,13 +69,40 @@ def _png_data_url(img: np.ndarray, scale: int = 1) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+class FifoLock:
+    """A lock that hands itself to its waiters in the order they asked (threading.Lock does not
+    promise any order), so renders queued behind the one model answer first come, first served."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self):
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._cond.wait_for(lambda: self._serving == ticket)
+        return self
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 class ViewerApp:
     """The viewer's state and request logic, independent of HTTP (an Editor plus stored uploads)."""
 
-    def __init__(self, editor, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(self, editor, max_upload_bytes: int = MAX_UPLOAD_BYTES, project_steps: int = 0):
         self.editor = editor
         self.max_upload_bytes = int(max_upload_bytes)
-        self.lock = threading.Lock()          # one model call at a time
+        # > 0: uploads are projected (codes and noise fitted, semistylegan.projection) and their
+        # renders keep the fitted noise instead of the seed's z
+        self.project_steps = int(project_steps)
+        self.fitted_noise: dict[str, np.ndarray] = {}
+        self.lock = FifoLock()                # one model call at a time, in arrival order
+        self.images_lock = threading.Lock()   # the stored uploads (never held during a model call)
         self.images: OrderedDict[str, np.ndarray] = OrderedDict()
         self.num_factors = len(editor.names)
 
@@ -100,7 +130,8 @@ class ViewerApp:
     def _codes(self, body: dict) -> np.ndarray:
         codes = body.get("codes")
         if not isinstance(codes, list) or len(codes) != self.num_factors:
-            raise BadRequest(f"'codes' must be a list of {self.num_factors} numbers (factors: {', '.join(self.editor.names)})")
+            raise BadRequest(f"'codes' must be a list of {self.num_factors} numbers "
+                             f"(factors: {', '.join(self.editor.names)})")
         out = []
         for name, v in zip(self.editor.names, codes):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -116,7 +147,7 @@ class ViewerApp:
             return None
         if not isinstance(image_id, str) or len(image_id) > 64:
             raise BadRequest("'image_id' must be a string")
-        with self.lock:
+        with self.images_lock:
             img = self.images.get(image_id)
         if img is None:
             raise BadRequest("unknown image (it may have expired): upload it again", HTTPStatus.NOT_FOUND)
@@ -147,7 +178,8 @@ class ViewerApp:
         image = self._image(body)
         t0 = time.perf_counter()
         with self.lock:
-            out = self.editor.generate(codes, None if image is None else image[None], seed=seed, truncation_psi=psi)
+            out = self.editor.generate(codes, None if image is None else image[None], seed=seed, truncation_psi=psi,
+                                       noise=self.fitted_noise.get(body.get("image_id")))
         ms = (time.perf_counter() - t0) * 1000
         return {"image": _png_data_url(out[0], self._scale()), "ms": round(ms, 2)}
 
@@ -167,7 +199,8 @@ class ViewerApp:
         t0 = time.perf_counter()
         with self.lock:
             imgs = self.editor.generate(grid.reshape(f * steps, f), None if image is None else image[None],
-                                        seed=seed, truncation_psi=psi)
+                                        seed=seed, truncation_psi=psi,
+                                        noise=self.fitted_noise.get(body.get("image_id")))
         ms = (time.perf_counter() - t0) * 1000
         return {"image": _png_data_url(image_grid(imgs, f, steps), max(1, 64 // self.editor.resolution)),
                 "rows": list(self.editor.names), "steps": steps, "ms": round(ms, 2)}
@@ -185,11 +218,18 @@ class ViewerApp:
             raise BadRequest(str(e), HTTPStatus.UNSUPPORTED_MEDIA_TYPE) from None
         t0 = time.perf_counter()
         with self.lock:
-            codes = self.editor.encode(img[None])[0]
             image_id = secrets.token_hex(8)
+            if self.project_steps > 0:
+                fit = self.editor.project(img[None], self.project_steps)
+                codes = fit.codes[0]
+            else:
+                codes = self.editor.encode(img[None])[0]
+        with self.images_lock:
+            if self.project_steps > 0:
+                self.fitted_noise[image_id] = fit.noise
             self.images[image_id] = img
             while len(self.images) > MAX_STORED_IMAGES:
-                self.images.popitem(last=False)
+                self.fitted_noise.pop(self.images.popitem(last=False)[0], None)
         ms = (time.perf_counter() - t0) * 1000
         return {"image_id": image_id, "codes": [round(float(v), 4) for v in codes],
                 "original": _png_data_url(img, self._scale()), "ms": round(ms, 2)}
@@ -228,8 +268,38 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, close: bool = False):
         self._json(status, {"error": message}, close)
 
+    def _host_allowed(self) -> bool:
+        """DNS rebinding defence: a page of another site that resolves its own name to this
+        machine sends its name as Host. Answer only Host = the bound address, localhost or
+        127.0.0.1 (with or without a port); a server bound to all interfaces (0.0.0.0, ::)
+        answers any Host, as its user chose to be reachable under other names."""
+        bound = self.server.server_address[0]
+        if bound in ("0.0.0.0", "::", ""):
+            return True
+        host = self.headers.get("Host")
+        if host is None or len(self.headers.get_all("Host") or ()) != 1:
+            return False
+        host = host.strip().lower()
+        if host.startswith("["):  # [::1]:8000
+            name, _, rest = host[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        else:
+            name, _, port = host.partition(":")
+        if port and not port.isdigit():
+            return False
+        return name in {"localhost", "127.0.0.1", str(bound).lower()}
+
+    def _refuse_host(self) -> bool:
+        if self._host_allowed():
+            return False
+        self._error(403, f"Host '{(self.headers.get('Host') or '')[:80]}' is not this viewer's address "
+                    "(use http://127.0.0.1:PORT/ or http://localhost:PORT/)", close=True)
+        return True
+
     # GET --------------------------------------------------------------------------------
     def do_GET(self):
+        if self._refuse_host():
+            return None
         path = self.path.split("?", 1)[0]
         try:
             if path in ("/", "/index.html"):
@@ -269,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
             # Refused without reading the body; the connection is closed.
             what = "upload" if routes[path] == "raw" else "request"
             return self._error(413, f"{what} too large ({n} bytes; at most {limit})", close=True)
+        if self._refuse_host():  # before the body is read (framing errors above are answered first)
+            return None
         try:
             data = self.rfile.read(n)
         except OSError:
@@ -288,6 +360,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
             except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
                 raise BadRequest(f"the request body is not valid JSON ({str(e)[:80]})") from None
+            except RecursionError:  # e.g. thousands of '[': the decoder gives up, the request is bad
+                raise BadRequest("the request body is nested too deeply") from None
             handler = self.app.render if path == "/api/render" else self.app.traverse
             return self._json(200, handler(body))
         except BadRequest as e:
@@ -306,26 +380,30 @@ def _reject_constant(name):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: connections the kernel holds until the accept loop takes them. The
+    # default of 5 reset most of 50 simultaneous requests; a thread per connection then waits
+    # its turn at the model lock.
+    request_queue_size = 256
 
 
 def make_server(editor, host: str = "127.0.0.1", port: int = 8000, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-                verbose: bool = False) -> ThreadingHTTPServer:
+                verbose: bool = False, project_steps: int = 0) -> ThreadingHTTPServer:
     """A server bound to (host, port) (port 0: any free port; see server.server_address)."""
     try:
         server = _Server((host, port), _Handler)
     except OSError as e:
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
-    server.app = ViewerApp(editor, max_upload_bytes)  # type: ignore[attr-defined]
+    server.app = ViewerApp(editor, max_upload_bytes, project_steps)  # type: ignore[attr-defined]
     server.verbose = verbose  # type: ignore[attr-defined]
     return server
 
 
 def serve(run_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu",
-          max_upload_bytes: int = MAX_UPLOAD_BYTES, verbose: bool = False):
+          max_upload_bytes: int = MAX_UPLOAD_BYTES, verbose: bool = False, project_steps: int = 0):
     from semistylegan.editing import load_editor
 
     editor = load_editor(run_dir, device=device)
-    server = make_server(editor, host, port, max_upload_bytes, verbose)
+    server = make_server(editor, host, port, max_upload_bytes, verbose, project_steps)
     h, p = server.server_address[:2]
     print(f"serving {editor.run.cfg.method} model of {run_dir} at http://{h}:{p}/  (Ctrl-C to stop)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):

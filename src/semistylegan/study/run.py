@@ -1,0 +1,249 @@
+"""Running a study: train each cell (resumably, one process or several), evaluate it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from semistylegan import progress
+from semistylegan.errors import UserError
+
+from semistylegan.study.parse import METRIC_COLUMNS, Cell, Study
+from semistylegan.study.report import summarise
+
+__all__ = ["evaluate_cell", "run_cell", "run_study", "run_parallel", "partition", "cell_dir", "cell_result"]
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation of one trained cell.
+
+def _frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance of two Gaussians fitted to feature sets; tr sqrt(S1 S2) from the
+    eigenvalues of the symmetric sqrt(S1) S2 sqrt(S1) (stable, no complex round-off)."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int = 0) -> dict:
+    """The study's metrics of one model; a metric that cannot be computed is left out (with a note)."""
+    import torch
+
+    from semistylegan import metrics as M
+    from semistylegan.evaluation import encoder_fn, generator_fn
+    from semistylegan.metrics.l2 import l2_from_dataset
+
+    for n in nets.values():
+        n.eval()
+    out: dict = {}
+    notes: list[str] = []
+    identified = method.identified_codes
+    K = dataset.factor_space.num_factors
+    n = int(metrics["samples"])
+    if method.has_encoder:
+        encode = encoder_fn(method, nets, device)
+        try:
+            out["mig"] = float(M.mig_from_dataset(dataset, encode, seed=seed, num_train=n)["discrete_mig"])
+        except ValueError as e:
+            notes.append(f"mig: {e}")
+        try:
+            fv = M.factor_vae_score(dataset, encode, seed=seed, num_train=int(metrics["factor_train"]),
+                                    num_eval=int(metrics["factor_eval"]),
+                                    num_variance_estimate=int(metrics["factor_variance"]))
+            out["factor_score"] = float(fv["eval_accuracy"])
+        except ValueError as e:
+            notes.append(f"factor_score: {e}")
+        if identified:
+            out["l2"] = float(l2_from_dataset(dataset, encode, num_samples=n, seed=seed)["l2"])
+    want_gen = method.has_generator and metrics["gen"] and identified
+    want_fid = method.has_generator and metrics["fid"] and method.prior_samples
+    if want_gen or want_fid:
+        from semistylegan.metrics.oracle import get_oracle
+
+        oracle = get_oracle(dataset, train_steps=int(metrics["oracle_steps"]))
+        generate = generator_fn(method, nets, device)
+        rs = np.random.RandomState(seed + 777)
+        fs = dataset.factor_space
+        if want_gen:
+            ng = int(metrics["gen_samples"])
+            classes = fs.sample_classes(ng, rs)
+            codes = fs.classes_to_code(classes).astype(np.float32)
+            read = oracle.encode(generate(codes, seed=seed + 778))
+            varied = [k for k in range(K) if len(np.unique(classes[:, k])) > 1]
+            out["mig_gen"] = float(M.mig(read, classes[:, varied])["discrete_mig"])
+            out["l2_gen"] = float(np.sqrt(((read - codes) ** 2).sum(axis=1)).mean())
+        if want_fid:
+            nf = int(metrics["fid_samples"])
+            classes = fs.sample_classes(nf, rs)
+            if not method.conditional_generator:   # InfoGAN-CR's prior: codes uniform in [0, 1]
+                codes = rs.uniform(0, 1, size=(nf, K)).astype(np.float32)
+            else:
+                codes = fs.classes_to_code(classes).astype(np.float32)
+            fake = generate(codes, seed=seed + 779)
+            real = dataset.images(rs.randint(len(dataset), size=nf))
+            out["ofid"] = _frechet(oracle.features(real).astype(np.float64), oracle.features(fake).astype(np.float64))
+    if notes:
+        out["notes"] = notes
+    del torch
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running.
+
+def _study_trainer_class():
+    from semistylegan.train import Trainer
+
+    class StudyTrainer(Trainer):
+        """The loop's quick metrics assume K-dimensional codes; unsupervised baselines may have
+        another latent size (e.g. 10 VAE latents for 5 factors): then log MIG alone."""
+
+        def quick_metrics(self):
+            try:
+                return super().quick_metrics()
+            except ValueError:
+                from semistylegan import metrics as M
+                from semistylegan.evaluation import encoder_fn
+
+                rs = np.random.RandomState(self.cfg.seed + 12345)
+                idx = rs.randint(len(self.dataset), size=self.cfg.metrics_samples)
+                codes = encoder_fn(self.method, self.eval_nets, self.device)(self.dataset.images(idx))
+                try:
+                    return {"mig": float(M.mig(codes, self.dataset.classes(idx))["discrete_mig"])}
+                except ValueError as e:
+                    return {"mig_error": str(e)}
+
+    return StudyTrainer
+
+
+def _atomic_json(path: Path, obj):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def cell_dir(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.cell_id
+
+
+def cell_result(out: Path, cell: Cell) -> dict | None:
+    p = cell_dir(out, cell) / "result.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = False,
+             worker: int | None = None) -> dict:
+    """Train (or resume) one cell, evaluate it, write its result.json. `show_bar`: the training
+    bar on stderr (kimg of this cell); off in parallel workers, whose bars would overwrite each other."""
+    from semistylegan.checkpoint import list_snapshots, load_snapshot
+
+    d = cell_dir(out, cell)
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = cell.config(study.top)
+    Trainer = _study_trainer_class()
+    t0 = time.time()
+    trainer = Trainer(cfg, d, progress=show_bar)
+    trainer.progress_label = f"cell {cell.index + 1}/{len(study.cells)}"
+    snaps = list_snapshots(d)
+    resumed = 0.0
+    if snaps:
+        trainer.load_state_dict(load_snapshot(snaps[-1]), source=str(snaps[-1]))
+        resumed = trainer.cur_nimg / 1000
+    # after the trainer is built: a cell whose data is missing stops with its one error line alone
+    done = sum((cell_result(out, c) or {}).get("status") == "done" for c in study.cells)
+    progress.stage(f"study: {done} of {len(study.cells)} cells done; training cell {cell.index + 1} ({cell.cell_id})"
+                   + (f", worker {worker}" if worker is not None else ""))
+    with open(d / "attempts.jsonl", "a") as f:
+        f.write(json.dumps({"start": time.time(), "resumed_from_kimg": resumed, "pid": os.getpid()}) + "\n")
+    log(f"[{cell.index + 1}/{len(study.cells)}] {cell.cell_id}: training to {cfg.kimg:g} kimg"
+        + (f" (resuming at {resumed:g} kimg)" if resumed else ""))
+    result = trainer.run()
+    train_seconds = time.time() - t0
+    row = {"cell": cell.cell_id, "label": cell.label, "method": cell.method, "eta": cell.eta, "gamma": cell.gamma,
+           "seed": cell.seed, "preset": cell.preset, "kimg": trainer.cur_nimg / 1000, "status": result["status"],
+           "train_seconds": round(train_seconds, 1)}
+    if result["status"] == "done":
+        t1 = time.time()
+        progress.stage(f"study: evaluating cell {cell.index + 1}/{len(study.cells)} ({cell.cell_id})")
+        row.update(evaluate_cell(trainer.method, trainer.eval_nets, trainer.dataset, study.metrics, trainer.device,
+                                 seed=cell.seed))
+        row["eval_seconds"] = round(time.time() - t1, 1)
+    else:
+        row["message"] = result.get("message", "")
+    _atomic_json(d / "result.json", row)
+    shown = {k: round(v, 4) for k, v in row.items() if k in METRIC_COLUMNS and isinstance(v, float)}
+    log(f"    {row['status']} in {train_seconds:.0f} s: {json.dumps(shown)}")
+    return row
+
+
+def partition(cells: list[Cell], workers: int, worker: int) -> list[Cell]:
+    """The cells of one worker: every `workers`-th cell, starting at `worker`."""
+    return [c for c in cells if c.index % workers == worker]
+
+
+def run_study(study: Study, out: str | os.PathLike, max_cells: int | None = None, retry_failed: bool = False,
+              workers: int = 1, worker: int | None = None, log=print) -> list[dict]:
+    """Run the unfinished cells (of this worker), then write the summary. Returns the result rows."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = study.cells if worker is None else partition(study.cells, workers, worker)
+    ran = 0
+    for cell in todo:
+        res = cell_result(out, cell)
+        if res is not None and (res.get("status") == "done" or not retry_failed):
+            continue
+        if max_cells is not None and ran >= max_cells:
+            break
+        try:
+            run_cell(study, cell, out, log, show_bar=worker is None, worker=worker)
+        except UserError:
+            raise
+        except Exception as e:  # keep an overnight study going; the cell is recorded as failed
+            d = cell_dir(out, cell)
+            (d / "error.txt").write_text(traceback.format_exc())
+            _atomic_json(d / "result.json", {"cell": cell.cell_id, "label": cell.label, "method": cell.method,
+                                             "eta": cell.eta, "gamma": cell.gamma, "seed": cell.seed,
+                                             "status": "error", "message": f"{type(e).__name__}: {e}"})
+            log(f"    error: {type(e).__name__}: {e} (details in {d / 'error.txt'})")
+        ran += 1
+    rows = [r for r in (cell_result(out, c) for c in study.cells) if r is not None]
+    if worker is None:
+        summarise(study, rows, out)
+    return rows
+
+
+def run_parallel(study_path: Path, study: Study, out: Path, devices: list[str], retry_failed: bool, log=print):
+    """One worker process per device (CUDA_VISIBLE_DEVICES set to it, or CPU workers when devices
+    are 'cpu'), each running its share of the cells; then the summary."""
+    procs = []
+    for i, dev in enumerate(devices):
+        env = dict(os.environ)
+        if dev != "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = dev
+        cmd = [sys.executable, "-m", "semistylegan", "study", str(study_path), "--out", str(out),
+               "--worker", str(i), "--num-workers", str(len(devices))]
+        if retry_failed:
+            cmd.append("--retry-failed")
+        if progress.is_quiet():
+            cmd.append("--quiet")
+        procs.append(subprocess.Popen(cmd, env=env))
+        log(f"worker {i} on {'GPU ' + dev if dev != 'cpu' else 'CPU'}: pid {procs[-1].pid}")
+    codes = [p.wait() for p in procs]
+    rows = [r for r in (cell_result(out, c) for c in study.cells) if r is not None]
+    summarise(study, rows, out)
+    return codes
+
+
