@@ -73,11 +73,13 @@ def run(args) -> int:
 
     if args.samples < 100:
         raise UserError(f"--samples must be at least 100, got {args.samples}")
-    for flag, value in (("--oracle-steps", args.oracle_steps), ("--pixel-oracle-steps", args.pixel_oracle_steps)):
+    pixel_steps = getattr(args, "pixel_oracle_steps", None)
+    render_samples = getattr(args, "render_samples", 1000)
+    for flag, value in (("--oracle-steps", args.oracle_steps), ("--pixel-oracle-steps", pixel_steps)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be positive, got {value}")
-    if args.render_samples < 0:
-        raise UserError(f"--render-samples must be 0 or more, got {args.render_samples}")
+    if render_samples < 0:
+        raise UserError(f"--render-samples must be 0 or more, got {render_samples}")
     run_ = load_run(args.run_dir, device=args.device)
     if run_.method.coarse_input:  # semi-fine reads only its fine factors: its own report, below
         return _run_fine(args, run_)
@@ -92,11 +94,10 @@ def run(args) -> int:
     if dataset.is_grid:
         try:
             report = evaluate_all(dataset, encode=encode, generate=generate, num_samples=args.samples, seed=args.seed,
-                                  skip=skip, inception=args.inception, render_samples=args.render_samples,
+                                  skip=skip, inception=args.inception, render_samples=render_samples,
                                   oracle_options={"train_steps": args.oracle_steps} if args.oracle_steps else None,
-                                  pixel_oracle_options=({"train_steps": args.pixel_oracle_steps or args.oracle_steps}
-                                                        if (args.pixel_oracle_steps or args.oracle_steps) else None),
-                                  verbose=True)
+                                  pixel_oracle_options=({"train_steps": pixel_steps or args.oracle_steps}
+                                                        if (pixel_steps or args.oracle_steps) else None))
         except ValueError as e:
             raise UserError(f"evaluate: {e}") from None
     else:
@@ -139,7 +140,7 @@ def run(args) -> int:
         if key in flat:
             print(f"{label:34s} {flat[key]:.4f}")
     gen = report.get("generator")
-    if gen:
+    if gen and "readers_used" in gen:
         _print_readers(gen)
     print(f"wrote {out}")
     return 0

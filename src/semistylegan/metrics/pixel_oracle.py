@@ -48,6 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from semistylegan import progress
 from semistylegan.data.dataset import images_to_tensor
 from semistylegan.data.factors import FactorSpace
 from semistylegan.metrics.oracle import (
@@ -255,7 +256,7 @@ def train_pixel_oracle(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, batch_si
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
         start = time.time()
         net.train()
-        for step in range(steps):
+        for step in progress.bar(range(steps), desc="training the pixel-MLP reader", unit="step"):
             idx = _draw_indices(int(batch_size), candidates, len(dataset), rs, held_out=False)
             x = augment(images_to_tensor(dataset.images(idx)), gen)
             y = torch.from_numpy(np.asarray(dataset.classes(idx), dtype=np.int64))

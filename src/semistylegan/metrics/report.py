@@ -197,7 +197,7 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         t = time.time()
         if readers is None:
             if oracle is None:
-                progress.stage("evaluate: model-based readers: CNN oracle and pixel MLP (trained on first use, then cached)")
+                progress.stage("evaluate: oracle encoder and pixel-MLP reader (trained on first use, then cached)")
             readers = {"cnn": oracle} if oracle is not None else default_readers(
                 dataset, oracle_options=oracle_options, pixel_options=pixel_oracle_options, verbose=verbose)
         readers = dict(readers)
