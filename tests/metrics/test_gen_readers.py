@@ -1,4 +1,5 @@
 """Independent readers for MIG-gen / L2-gen (metrics.readers, pixel_oracle, render_match)."""
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +42,7 @@ def mlp16(ds16, cache):
 def faithful(dataset):
     def generate(codes, seed):
         return dataset.images_from_classes(dataset.factor_space.code_to_classes(codes))
+
     return generate
 
 
@@ -54,7 +56,7 @@ def blobs(dataset, n, rs, disc_radius=(15.0, 18.0)):
         cy, cx = rs.uniform(20, 44, size=2)
         u, v = g - cx, -(g.T - cy)
         if kind == 0:
-            img = (u**2 + v**2 <= rs.uniform(*disc_radius) ** 2)
+            img = u**2 + v**2 <= rs.uniform(*disc_radius) ** 2
         elif kind == 1:
             img = rs.uniform(size=(64, 64)) < 0.5
         else:  # a square larger than any dSprites scale (1.0), turned by a random angle
@@ -66,6 +68,7 @@ def blobs(dataset, n, rs, disc_radius=(15.0, 18.0)):
 
 # ---- the ground-truth renderer ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("resolution", [16, 32])
 def test_grid_search_equals_brute_force(resolution):
     ds = ProceduralDSprites(resolution)
@@ -73,8 +76,10 @@ def test_grid_search_equals_brute_force(resolution):
     scales, orients = (1, 4), (0, 10, 29)
     subset = [(s * 6 + sc) * 40 + o for s in range(3) for sc in scales for o in orients]
     search = DSpritesGridSearch(ds, template_subset=subset)
-    grid = np.array([(s, sc, o, x, y) for s in range(3) for sc in scales for o in orients
-                     for x in range(32) for y in range(32)], dtype=np.int64)
+    grid = np.array(
+        [(s, sc, o, x, y) for s in range(3) for sc in scales for o in orients for x in range(32) for y in range(32)],
+        dtype=np.int64,
+    )
     rs = np.random.RandomState(1)
     asked = grid[rs.randint(len(grid), size=12)]
     real = ds.images_from_classes(asked)
@@ -106,6 +111,7 @@ def test_render_distance_units():
 
 
 # ---- the model-based readers ------------------------------------------------------------------
+
 
 def test_pixel_reader_reaches_the_cnn_oracles_accuracy(cnn16, mlp16):
     cnn, mlp = cnn16.info["accuracy"], mlp16.info["accuracy"]
@@ -143,6 +149,7 @@ def test_augmentation_keeps_the_factors_readable():
 
 # ---- the cache -------------------------------------------------------------------------------
 
+
 class _Rerendered(ProceduralDSprites):
     """dSprites with a changed renderer (one pixel lit): same name, resolution and factors."""
 
@@ -178,6 +185,7 @@ def test_cached_reader_of_another_dataset_or_version_is_rebuilt(kind, tmp_path, 
 
 # ---- the report ------------------------------------------------------------------------------
 
+
 def test_symmetry_check_counts_twin_readings():
     from semistylegan.data.dsprites import DSPRITES_FACTORS as space
 
@@ -195,8 +203,9 @@ def test_symmetry_check_counts_twin_readings():
 
 
 def test_headline_is_the_least_favourable_reader(cnn16, mlp16, ds16):
-    gen = generator_readings(faithful(ds16), ds16, {"cnn": cnn16, "pixel-mlp": mlp16}, num_samples=400, repeats=2,
-                             render_samples=50)
+    gen = generator_readings(
+        faithful(ds16), ds16, {"cnn": cnn16, "pixel-mlp": mlp16}, num_samples=400, repeats=2, render_samples=50
+    )
     migs = {n: d["mig_gen"] for n, d in gen["readers"].items()}
     l2s = {n: d["l2_gen"] for n, d in gen["readers"].items()}
     assert gen["mig_gen"] == min(migs.values()) and gen["mig_gen_reader"] == min(migs, key=migs.get)
@@ -216,8 +225,9 @@ def test_blob_generator_is_flagged_and_not_matched(cnn16, mlp16, ds16):
     def blob_generator(codes, seed):
         return blobs(ds16, len(codes), np.random.RandomState(seed))
 
-    gen = generator_readings(blob_generator, ds16, {"cnn": cnn16, "pixel-mlp": mlp16}, num_samples=150, repeats=1,
-                             render_samples=30)
+    gen = generator_readings(
+        blob_generator, ds16, {"cnn": cnn16, "pixel-mlp": mlp16}, num_samples=150, repeats=1, render_samples=30
+    )
     for d in gen["readers"].values():
         assert d["ood"]["flagged_generated"] > 0.9 and d["ood"]["flagged_real"] < 0.5
     assert gen["renderer_reader"]["exact_match_rate"] < 0.1 and gen["renderer_reader"]["off_grid_generated"] > 0.6
@@ -229,8 +239,14 @@ def test_dataset_without_renderer_gets_model_readers_only(cnn16, mlp16, capsys):
     color = DSpritesVariant("color", resolution=16)
     cnn = oracle_mod.train_oracle(color, train_steps=5, eval_samples=20)
     mlp = pixel_mod.train_pixel_oracle(color, train_steps=5, eval_samples=20)
-    report = evaluate_all(color, generate=faithful(color), readers={"cnn": cnn, "pixel-mlp": mlp}, num_samples=200,
-                          repeats=1, skip=("oracle_fid",))
+    report = evaluate_all(
+        color,
+        generate=faithful(color),
+        readers={"cnn": cnn, "pixel-mlp": mlp},
+        num_samples=200,
+        repeats=1,
+        skip=("oracle_fid",),
+    )
     gen = report["generator"]
     assert gen["readers_used"] == ["cnn", "pixel-mlp"] and "renderer_reader" not in gen
     assert gen["renderer"].startswith("none")

@@ -202,8 +202,8 @@ def _print_readers(gen: dict) -> None:
         if acc:
             print("             read right on generated: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
         for label, s in d.get("symmetry", {}).items():
-            print(f"             {label}s told apart from their symmetric twins: generated {s['told_apart_generated']:.3f}, "
-                  f"real {s['told_apart_real']:.3f} (chance {s['chance']:.2f})")
+            print(f"             {label}s told apart from their symmetric twins: "
+                  f"generated {s['told_apart_generated']:.3f}, real {s['told_apart_real']:.3f} (chance {s['chance']:.2f})")
     ren = gen.get("renderer_reader")
     if ren:
         line = f"  renderer   render MSE {ren['render_mse_mean']:.4f}"

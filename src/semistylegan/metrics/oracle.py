@@ -216,7 +216,8 @@ def _evaluate(oracle, dataset, indices: np.ndarray) -> dict:
     known = classes >= 0
     acc = {name: float(np.mean(pred[known[:, k], k] == classes[known[:, k], k])) if known[:, k].any() else float("nan")
            for k, name in enumerate(space.names)}
-    floor = {name: float(np.percentile(confidence[:, k], CONFIDENCE_FLOOR_PERCENTILE)) for k, name in enumerate(space.names)}
+    floor = {name: float(np.percentile(confidence[:, k], CONFIDENCE_FLOOR_PERCENTILE))
+             for k, name in enumerate(space.names)}
     out = {"held_out_samples": len(indices), "accuracy": acc, "confidence_floor": floor}
     if known.all():
         out.update({f"held_out_{k}": v for k, v in l2(space.classes_to_code(pred), space.classes_to_code(classes), space.names).items()})
@@ -305,7 +306,8 @@ def get_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, c
             state = torch.load(path, map_location="cpu", weights_only=True)
             oracle = Oracle.from_state(state)
             why = cached_meta_mismatch(oracle.meta, dataset, ORACLE_VERSION)
-            if why is None and oracle.meta.get("train_steps") == int(train_steps) and oracle.meta.get("seed") == int(seed):
+            same_run = oracle.meta.get("train_steps") == int(train_steps) and oracle.meta.get("seed") == int(seed)
+            if why is None and same_run:
                 return oracle
             if verbose:
                 print(f"rebuilding the oracle: the cached {path.name} was made for another dataset or version ({why})")

@@ -21,8 +21,8 @@ Design choices (documented):
   must learn each shape at every one of the 1,024 positions (measured at 32x32 after 1,000
   steps: shape 54% and scale 45% right, against the CNN's 100% and 99.6%); centred, it sees
   each shape in one place. Why centroid heads: with the centroid only as an input, hearts'
-  positions were read right 46% of the time (squares and ellipses 100%). Other datasets (3DShapes, noisy/scream dSprites)
-  are read uncentred.
+  positions were read right 46% of the time (squares and ellipses 100%). Other datasets
+  (3DShapes, noisy/scream dSprites) are read uncentred.
 - Augmentation, drawn per image and applied to every training batch; none of them changes
   what a factor describes (position, size, angle, shape and the hue of a surface survive
   them): Gaussian pixel noise with a standard deviation uniform in [0, 0.08] (of the [-1, 1]
@@ -36,6 +36,7 @@ Design choices (documented):
   a file whose meta does not match the dataset (name, resolution, channels, factor sizes, image
   hash) or the version is rebuilt.
 """
+
 from __future__ import annotations
 
 import math
@@ -105,17 +106,32 @@ class PixelMLP(nn.Module):
     """Fully connected reader; with `centre` the image is first centred on its brightness centroid (for a
     bright object on black: dSprites, coloured dSprites) and the position factors get centroid heads."""
 
-    def __init__(self, resolution: int, channels: int, sizes, names=None, hidden: tuple[int, int] = (1024, 512),
-                 centre: bool = False):
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        sizes,
+        names=None,
+        hidden: tuple[int, int] = (1024, 512),
+        centre: bool = False,
+    ):
         super().__init__()
         self.centre = bool(centre)
         names = list(names) if names is not None else [""] * len(sizes)
         # position factor -> centroid axis (0: row, 1: column); only when centring
-        self.position_axis = {k: {"posY": 0, "posX": 1}[n] for k, n in enumerate(names) if self.centre and n in ("posX", "posY")}
+        self.position_axis = {
+            k: {"posY": 0, "posX": 1}[n] for k, n in enumerate(names) if self.centre and n in ("posX", "posY")
+        }
         extra = 2 + 2 * resolution if self.centre else 0
-        self.body = nn.Sequential(nn.Linear(channels * resolution * resolution + extra, hidden[0]), nn.GELU(),
-                                  nn.Linear(hidden[0], hidden[1]), nn.GELU())
-        self.heads = nn.ModuleList([nn.Linear(hidden[1], 1 if k in self.position_axis else int(m)) for k, m in enumerate(sizes)])
+        self.body = nn.Sequential(
+            nn.Linear(channels * resolution * resolution + extra, hidden[0]),
+            nn.GELU(),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.GELU(),
+        )
+        self.heads = nn.ModuleList(
+            [nn.Linear(hidden[1], 1 if k in self.position_axis else int(m)) for k, m in enumerate(sizes)]
+        )
         self.sizes = [int(m) for m in sizes]
         # centroid heads: class position mu = a * centroid + b + residual(h); logits -(mu - j)^2 * precision
         self.pos_affine = nn.Parameter(torch.tensor([[1.0, 0.0]] * len(sizes)))
@@ -174,7 +190,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, blur_probability: float
         blurred = F.conv2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
         x = x.clone()
         x[blur] = blurred
-    x = (x * uniform(0.8, 1.2) + uniform(-0.1, 0.1))
+    x = x * uniform(0.8, 1.2) + uniform(-0.1, 0.1)
     x = x + uniform(0.0, 0.08) * torch.randn(x.shape, generator=generator)
     return x.clamp(-1.0, 1.0)
 
@@ -200,7 +216,9 @@ class PixelOracle:
         images = np.asarray(images)
         r, c = self.meta["resolution"], self.meta["channels"]
         if images.ndim != 4 or images.shape[1:] != (c, r, r) or images.dtype != np.uint8:
-            raise ValueError(f"pixel-oracle images must be uint8 of shape (N, {c}, {r}, {r}), got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"pixel-oracle images must be uint8 of shape (N, {c}, {r}, {r}), got {images.dtype} {images.shape}"
+            )
         k = self.factor_space.num_factors
         classes, confidence = [np.zeros((0, k), np.int64)], [np.zeros((0, k), np.float32)]
         with _threads(self.num_threads):
@@ -231,12 +249,22 @@ class PixelOracle:
 def pixel_oracle_path(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, seed: int = 0, cache_dir=None) -> Path:
     folder = Path(cache_dir) if cache_dir is not None else oracle_cache_dir()
     name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(dataset.name))
-    return folder / (f"pixelmlp_{name}_r{int(dataset.resolution)}_c{int(dataset.channels)}_v{PIXEL_ORACLE_VERSION}"
-                     f"_t{int(train_steps)}_s{int(seed)}.pt")
+    return folder / (
+        f"pixelmlp_{name}_r{int(dataset.resolution)}_c{int(dataset.channels)}_v{PIXEL_ORACLE_VERSION}"
+        f"_t{int(train_steps)}_s{int(seed)}.pt"
+    )
 
 
-def train_pixel_oracle(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, batch_size: int = 128, seed: int = 0, lr: float = 1e-3,
-                       eval_samples: int = 5000, num_threads: int | None = 1, verbose: bool = False) -> PixelOracle:
+def train_pixel_oracle(
+    dataset,
+    train_steps: int = PIXEL_DEFAULT_STEPS,
+    batch_size: int = 128,
+    seed: int = 0,
+    lr: float = 1e-3,
+    eval_samples: int = 5000,
+    num_threads: int | None = 1,
+    verbose: bool = False,
+) -> PixelOracle:
     """Train the pixel MLP on the labelled images of `dataset` (held-out 5% excluded)."""
     if int(train_steps) < 1:
         raise ValueError(f"train_steps must be positive, got {train_steps}")
@@ -250,7 +278,9 @@ def train_pixel_oracle(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, batch_si
         net = PixelMLP(int(dataset.resolution), int(dataset.channels), space.sizes, space.names, centre=centre)
         if net.position_axis:
             start_idx = _draw_indices(2048, candidates, len(dataset), rs, held_out=False)
-            net.fit_position_affine(images_to_tensor(dataset.images(start_idx)), torch.from_numpy(np.asarray(dataset.classes(start_idx))))
+            net.fit_position_affine(
+                images_to_tensor(dataset.images(start_idx)), torch.from_numpy(np.asarray(dataset.classes(start_idx)))
+            )
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         steps = int(train_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
@@ -267,32 +297,59 @@ def train_pixel_oracle(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, batch_si
             opt.step()
             sched.step()
             if verbose and (step % 500 == 0 or step == steps - 1):
-                print(f"pixel oracle step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+                print(
+                    f"pixel oracle step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True
+                )
         net.eval()
-    meta = {"version": PIXEL_ORACLE_VERSION, "kind": PixelOracle.kind, "dataset": str(dataset.name),
-            "resolution": int(dataset.resolution), "channels": int(dataset.channels),
-            "factor_space": {"names": list(space.names), "sizes": list(space.sizes)}, "train_steps": steps, "centre": centre,
-            "batch_size": int(batch_size), "seed": int(seed), "train_seconds": float(time.time() - start),
-            "fingerprint": dataset_fingerprint(dataset)}
+    meta = {
+        "version": PIXEL_ORACLE_VERSION,
+        "kind": PixelOracle.kind,
+        "dataset": str(dataset.name),
+        "resolution": int(dataset.resolution),
+        "channels": int(dataset.channels),
+        "factor_space": {"names": list(space.names), "sizes": list(space.sizes)},
+        "train_steps": steps,
+        "centre": centre,
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "train_seconds": float(time.time() - start),
+        "fingerprint": dataset_fingerprint(dataset),
+    }
     oracle = PixelOracle(net, space, meta)
     # the CNN oracle's held-out draw (same seed offset), so the two accuracies are on the same images
-    eval_idx = _draw_indices(int(eval_samples), candidates, len(dataset), np.random.RandomState(seed + 1), held_out=True)
+    eval_idx = _draw_indices(
+        int(eval_samples), candidates, len(dataset), np.random.RandomState(seed + 1), held_out=True
+    )
     oracle.meta.update(_evaluate(oracle, dataset, eval_idx))
     return oracle
 
 
-def get_pixel_oracle(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, seed: int = 0, cache_dir=None, cache: bool = True,
-                     verbose: bool = False, **train_options) -> PixelOracle:
+def get_pixel_oracle(
+    dataset,
+    train_steps: int = PIXEL_DEFAULT_STEPS,
+    seed: int = 0,
+    cache_dir=None,
+    cache: bool = True,
+    verbose: bool = False,
+    **train_options,
+) -> PixelOracle:
     """Load the cached pixel oracle of `dataset` or train it (and cache it atomically)."""
     path = pixel_oracle_path(dataset, train_steps, seed, cache_dir)
     if cache and path.exists():
         try:
             oracle = PixelOracle.from_state(torch.load(path, map_location="cpu", weights_only=True))
             why = cached_meta_mismatch(oracle.meta, dataset, PIXEL_ORACLE_VERSION)
-            if why is None and oracle.meta.get("train_steps") == int(train_steps) and oracle.meta.get("seed") == int(seed):
+            if (
+                why is None
+                and oracle.meta.get("train_steps") == int(train_steps)
+                and oracle.meta.get("seed") == int(seed)
+            ):
                 return oracle
             if verbose:
-                print(f"rebuilding the pixel oracle: the cached {path.name} was made for another dataset or version ({why})")
+                print(
+                    f"rebuilding the pixel oracle: the cached {path.name} was made for another dataset "
+                    f"or version ({why})"
+                )
         except Exception as e:  # a corrupt or foreign file: retrain and overwrite it
             if verbose:
                 print(f"ignoring unreadable pixel-oracle cache {path}: {e}")

@@ -20,6 +20,7 @@ docs/generator-metrics.md states the rule and the statistics; in short:
   on generated against real images.
 The statistics beyond MIG/L2 are computed on the first repetition's images.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,8 +41,9 @@ RENDER_FLAG = 0.25
 SYMMETRIES = {0: ("square", 4), 1: ("ellipse", 2)}
 
 
-def default_readers(dataset, oracle=None, oracle_options: dict | None = None, pixel_options: dict | None = None,
-                    verbose: bool = False) -> dict:
+def default_readers(
+    dataset, oracle=None, oracle_options: dict | None = None, pixel_options: dict | None = None, verbose: bool = False
+) -> dict:
     """{"cnn": the CNN oracle, "pixel-mlp": the pixel MLP}, each loaded from the cache or trained."""
     from semistylegan.metrics.oracle import get_oracle
     from semistylegan.metrics.pixel_oracle import get_pixel_oracle
@@ -104,8 +106,12 @@ def symmetry_check(read_classes: np.ndarray, asked: np.ndarray, factor_space) ->
         sel = asked[:, ks] == shape
         a, t = _angle_hits(read_classes[sel, ko], asked[sel, ko], order, steps)
         n = int(a.sum() + t.sum())
-        out[label] = {"told_apart": float(a.sum() / n) if n else float("nan"), "symmetric_readings": n,
-                      "images": int(sel.sum()), "chance": 1.0 / order}
+        out[label] = {
+            "told_apart": float(a.sum() / n) if n else float("nan"),
+            "symmetric_readings": n,
+            "images": int(sel.sum()),
+            "chance": 1.0 / order,
+        }
     return out
 
 
@@ -118,8 +124,17 @@ def _agreement(a: np.ndarray, b: np.ndarray, names) -> dict:
     return dict(_per_factor(same.mean(axis=0), names), all_factors=float(same.all(axis=1).mean()))
 
 
-def generator_readings(generate, dataset, readers: dict, num_samples: int = 10000, repeats: int = 3, seed: int = 0,
-                       batch_size: int = 256, render_samples: int = 1000, return_features: bool = False) -> dict:
+def generator_readings(
+    generate,
+    dataset,
+    readers: dict,
+    num_samples: int = 10000,
+    repeats: int = 3,
+    seed: int = 0,
+    batch_size: int = 256,
+    render_samples: int = 1000,
+    return_features: bool = False,
+) -> dict:
     """The generator report of `evaluate` (see the module docstring); JSON-ready except "features".
 
     readers: name -> reader with `read(images) -> (classes, confidence)`, `factor_space`, `info`.
@@ -140,7 +155,9 @@ def generator_readings(generate, dataset, readers: dict, num_samples: int = 1000
     for r in range(int(repeats)):
         classes = space.sample_classes(int(num_samples), rs)
         codes = space.classes_to_code(classes)
-        images = np.concatenate(generate_images(generate, codes, seed=int(seed) * 1000 + r, batch_size=batch_size), axis=0)
+        images = np.concatenate(
+            generate_images(generate, codes, seed=int(seed) * 1000 + r, batch_size=batch_size), axis=0
+        )
         for name, reader in readers.items():
             if r == 0:
                 if return_features and name == "cnn":
@@ -160,24 +177,48 @@ def generator_readings(generate, dataset, readers: dict, num_samples: int = 1000
         if r == 0:
             first_classes, first_images = classes, images
 
-    out: dict = {"num_samples": int(num_samples), "repeats": int(repeats), "readers_used": list(readers),
-                 "renderer": renderer_kind or "none (no ground-truth renderer for this dataset: model-based readers only)"}
+    out: dict = {
+        "num_samples": int(num_samples),
+        "repeats": int(repeats),
+        "readers_used": list(readers),
+        "renderer": renderer_kind or "none (no ground-truth renderer for this dataset: model-based readers only)",
+    }
     by_reader = {}
     for name, p in per.items():
-        d = {"l2_gen": float(np.mean(p["l2"])), "l2_gen_std": float(np.std(p["l2"])),
-             "l2_gen_mae_per_factor": _per_factor(np.mean(p["mae_pf"], axis=0), names)}
+        d = {
+            "l2_gen": float(np.mean(p["l2"])),
+            "l2_gen_std": float(np.std(p["l2"])),
+            "l2_gen_mae_per_factor": _per_factor(np.mean(p["mae_pf"], axis=0), names),
+        }
         if p["mig"]:
-            d.update({"mig_gen": float(np.mean(p["mig"])), "mig_gen_std": float(np.std(p["mig"])),
-                      "mig_gen_per_factor": {names[k]: float(v) for k, v in zip(varied, np.mean(p["mig_pf"], axis=0))}})
+            d.update(
+                {
+                    "mig_gen": float(np.mean(p["mig"])),
+                    "mig_gen_std": float(np.std(p["mig"])),
+                    "mig_gen_per_factor": {names[k]: float(v) for k, v in zip(varied, np.mean(p["mig_pf"], axis=0))},
+                }
+            )
         by_reader[name] = d
     # headline: the least favourable model-based reader
     if all("mig_gen" in d for d in by_reader.values()):
         worst = min(by_reader, key=lambda n: by_reader[n]["mig_gen"])
-        out.update({"mig_gen": by_reader[worst]["mig_gen"], "mig_gen_std": by_reader[worst]["mig_gen_std"],
-                    "mig_gen_per_factor": by_reader[worst]["mig_gen_per_factor"], "mig_gen_reader": worst})
+        out.update(
+            {
+                "mig_gen": by_reader[worst]["mig_gen"],
+                "mig_gen_std": by_reader[worst]["mig_gen_std"],
+                "mig_gen_per_factor": by_reader[worst]["mig_gen_per_factor"],
+                "mig_gen_reader": worst,
+            }
+        )
     worst = max(by_reader, key=lambda n: by_reader[n]["l2_gen"])
-    out.update({"l2_gen": by_reader[worst]["l2_gen"], "l2_gen_std": by_reader[worst]["l2_gen_std"],
-                "l2_gen_mae_per_factor": by_reader[worst]["l2_gen_mae_per_factor"], "l2_gen_reader": worst})
+    out.update(
+        {
+            "l2_gen": by_reader[worst]["l2_gen"],
+            "l2_gen_std": by_reader[worst]["l2_gen_std"],
+            "l2_gen_mae_per_factor": by_reader[worst]["l2_gen_mae_per_factor"],
+            "l2_gen_reader": worst,
+        }
+    )
 
     # ---- first repetition: real images of the same codes as the reference -------------------
     classes, images = first_classes, first_images
@@ -203,39 +244,64 @@ def generator_readings(generate, dataset, readers: dict, num_samples: int = 1000
             "flagged_real": float(rr["flagged"].mean()),
         }
         if "unexplained" in g:
-            d["ood"].update({"unexplained_generated": float(g["unexplained"].mean()), "unexplained_real": float(rr["unexplained"].mean())})
+            d["ood"].update(
+                {
+                    "unexplained_generated": float(g["unexplained"].mean()),
+                    "unexplained_real": float(rr["unexplained"].mean()),
+                }
+            )
         sym_gen = symmetry_check(g["classes"], classes, space)
         if sym_gen is not None:
             sym_real = symmetry_check(rr["classes"], classes, space)
-            d["symmetry"] = {label: {"told_apart_generated": sym_gen[label]["told_apart"], "told_apart_real": sym_real[label]["told_apart"],
-                                     "symmetric_readings_generated": sym_gen[label]["symmetric_readings"],
-                                     "symmetric_readings_real": sym_real[label]["symmetric_readings"],
-                                     "chance": sym_gen[label]["chance"]} for label in sym_gen}
+            d["symmetry"] = {
+                label: {
+                    "told_apart_generated": sym_gen[label]["told_apart"],
+                    "told_apart_real": sym_real[label]["told_apart"],
+                    "symmetric_readings_generated": sym_gen[label]["symmetric_readings"],
+                    "symmetric_readings_real": sym_real[label]["symmetric_readings"],
+                    "chance": sym_gen[label]["chance"],
+                }
+                for label in sym_gen
+            }
     out["readers"] = by_reader
     agreement = {}
     for a, b in itertools.combinations(readers, 2):
-        agreement[f"{a} vs {b}"] = {"generated": _agreement(first[a]["classes"], first[b]["classes"], names),
-                                    "real": _agreement(real_reads[a]["classes"], real_reads[b]["classes"], names)}
+        agreement[f"{a} vs {b}"] = {
+            "generated": _agreement(first[a]["classes"], first[b]["classes"], names),
+            "real": _agreement(real_reads[a]["classes"], real_reads[b]["classes"], names),
+        }
 
     # ---- the ground-truth renderer ------------------------------------------------------------
     if renderer_kind is not None:
         exact = dataset.images_from_classes(classes)
         dist = render_distance(images, exact)
-        ren = {"kind": renderer_kind, "render_mse_mean": float(dist.mean()), "render_mse_median": float(np.median(dist)),
-               "images": len(images)}
+        ren = {
+            "kind": renderer_kind,
+            "render_mse_mean": float(dist.mean()),
+            "render_mse_median": float(np.median(dist)),
+            "images": len(images),
+        }
         if search is not None and int(render_samples) > 0:
             m = min(int(render_samples), len(images))
             found = search.nearest(images[:m], classes[:m])
             read = found["nearest_classes"]
             pixels = float(np.prod(images.shape[1:])) * 255.0**2
             det = found["determined"]
-            ren.update({"exact_search_images": m, "exact_match_rate": float(found["match"][det].mean()) if det.any() else float("nan"),
-                        "exact_search_unfinished": int((~found["finished"]).sum()), "exact_search_undetermined": int((~det).sum()),
-                        "nearest_mse_mean": float((found["nearest_d2"] / pixels).mean()),
-                        "accuracy_generated": _per_factor((read == classes[:m]).mean(axis=0), names),
-                        "candidates_measured_mean": float(found["candidates"].mean())})
+            ren.update(
+                {
+                    "exact_search_images": m,
+                    "exact_match_rate": float(found["match"][det].mean()) if det.any() else float("nan"),
+                    "exact_search_unfinished": int((~found["finished"]).sum()),
+                    "exact_search_undetermined": int((~det).sum()),
+                    "nearest_mse_mean": float((found["nearest_d2"] / pixels).mean()),
+                    "accuracy_generated": _per_factor((read == classes[:m]).mean(axis=0), names),
+                    "candidates_measured_mean": float(found["candidates"].mean()),
+                }
+            )
             # off the grid: even the nearest real image leaves more than RENDER_FLAG of the image unexplained
-            ren["off_grid_generated"] = float((_relative_residual(images[:m], dataset.images_from_classes(read)) > RENDER_FLAG).mean())
+            ren["off_grid_generated"] = float(
+                (_relative_residual(images[:m], dataset.images_from_classes(read)) > RENDER_FLAG).mean()
+            )
             reading = space.classes_to_code(read)
             if varied and space.num_factors >= 2 and m >= 2:
                 ren["mig_gen"] = float(np.mean(mig_per_factor(reading, classes[:m][:, varied])))
@@ -247,4 +313,3 @@ def generator_readings(generate, dataset, readers: dict, num_samples: int = 1000
     if return_features:
         out["features"] = features
     return out
-

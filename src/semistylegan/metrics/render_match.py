@@ -27,6 +27,7 @@ a brute-force search over every rendered image of a small grid.
 
 3DShapes: the render distance only; its exact search is not implemented (docs/generator-metrics.md).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -104,8 +105,8 @@ class DSpritesGridSearch:
         self.col_profile = np.zeros((f, self.num_templates, 32, res + self.ks), dtype=np.int64)
         for j in range(32):
             cy = self.cell[j]
-            self.row_profile[:, :, j, cy : cy + self.ks] = rows[self.phase[j]]          # phase of posY j; all x phases
-            self.col_profile[:, :, j, cy : cy + self.ks] = cols[:, self.phase[j]]        # phase of posX j; all y phases
+            self.row_profile[:, :, j, cy : cy + self.ks] = rows[self.phase[j]]  # phase of posY j; all x phases
+            self.col_profile[:, :, j, cy : cy + self.ks] = cols[:, self.phase[j]]  # phase of posX j; all y phases
         if (self.row_profile[..., res:] != 0).any() or (self.col_profile[..., res:] != 0).any():
             raise AssertionError("a dSprites template leaves the image")  # the canvas is 64 = 32 + max offset
         # flattened for matrix products: |a - p|^2 = |a|^2 - 2 a.p + |p|^2
@@ -144,7 +145,9 @@ class DSpritesGridSearch:
         nearest code found so far."""
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1:] != (1, self.res, self.res) or images.dtype != np.uint8:
-            raise ValueError(f"grid search needs uint8 images (N, 1, {self.res}, {self.res}), got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"grid search needs uint8 images (N, 1, {self.res}, {self.res}), got {images.dtype} {images.shape}"
+            )
         asked = self.space._check_classes(asked)
         n, res = len(images), self.res
         out = {k: np.zeros(n, dtype=np.int64) for k in ("asked_d2", "nearest_d2", "candidates")}
@@ -155,7 +158,10 @@ class DSpritesGridSearch:
         t_ask, px_ask, py_ask = self._split(asked)
         f, nt = self.f, self.num_templates
         x_all = images[:, 0].astype(np.int64)
-        xr, xc = x_all.sum(axis=2).astype(np.float64), x_all.sum(axis=1).astype(np.float64)  # (N, res) row / column sums
+        xr, xc = (
+            x_all.sum(axis=2).astype(np.float64),
+            x_all.sum(axis=1).astype(np.float64),
+        )  # (N, res) row / column sums
         xt = x_all.sum(axis=(1, 2)).astype(np.float64)
         in_phase = [self.phase == p for p in range(f)]  # position classes of each offset phase
         for s0 in range(0, n, 64):
@@ -168,8 +174,12 @@ class DSpritesGridSearch:
             tot = (xt[sl, None, None, None] - self.kernel_total[None]) ** 2 / (res * res)  # (B, y phase, x phase, T)
             # The bound is a row term (posY) plus a column term (posX): its minimum over the positions of
             # one (template, y phase, x phase) is the sum of the two minima, a bound for the whole template.
-            row_min = np.stack([row[..., in_phase[p]].min(axis=3) for p in range(f)], axis=1)  # (B, y phase, x phase, T)
-            col_min = np.stack([col[..., in_phase[p]].min(axis=3) for p in range(f)], axis=2)  # (B, y phase, x phase, T)
+            row_min = np.stack(
+                [row[..., in_phase[p]].min(axis=3) for p in range(f)], axis=1
+            )  # (B, y phase, x phase, T)
+            col_min = np.stack(
+                [col[..., in_phase[p]].min(axis=3) for p in range(f)], axis=2
+            )  # (B, y phase, x phase, T)
             template_bound = row_min + col_min - tot
             template_bound[..., ~self.allowed] = np.inf
             for b in range(row.shape[0]):

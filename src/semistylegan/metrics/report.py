@@ -205,9 +205,11 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         timings["oracle"] = time.time() - t
         if oracle is not None:
             report["oracle"] = {k: v for k, v in oracle.info.items() if k != "factor_space"}
-        report["readers"] = {name: {k: v for k, v in r.info.items() if k != "factor_space"} for name, r in readers.items()}
+        report["readers"] = {name: {k: v for k, v in r.info.items() if k != "factor_space"}
+                             for name, r in readers.items()}
         t = time.time()
-        progress.stage(f"evaluate: generator metrics (MIG-gen, L2-gen) read by {', '.join(readers)}; renderer statistics")
+        progress.stage(f"evaluate: generator metrics (MIG-gen, L2-gen) read by {', '.join(readers)}; "
+                       "renderer statistics")
         gen = generator_readings(generate, dataset, readers, num_samples=num_samples, repeats=repeats, seed=seed,
                                  render_samples=render_samples, return_features="oracle_fid" in parts and oracle is not None)
         fake_features = gen.pop("features", None)
