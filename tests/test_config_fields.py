@@ -158,3 +158,9 @@ def test_every_field_has_a_one_line_help():
     for f in dataclasses.fields(TrainConfig):
         help_text = f.metadata.get("help")
         assert help_text and "\n" not in help_text, f.name
+
+
+def test_make_config_refuses_extra_so_no_option_slips_past_the_method_check():
+    # `extra` would be merged into the fields after the "does not use" check (info ignores beta)
+    with pytest.raises(UserError, match=r"^method options are config fields now"):
+        make_config("tiny", method="info", labeled_fraction=0.0, extra={"beta": 1.0})

@@ -348,6 +348,8 @@ def make_config(preset: str | None = None, file_values: dict | None = None, **ov
     if name not in PRESETS:
         raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(sorted(PRESETS))}")
     given = {k: v for k, v in overrides.items() if v is not None}
+    if "extra" in given:  # only saved configs of older versions hold `extra` (from_dict reads them)
+        raise UserError("method options are config fields now: pass each as its own field, not as 'extra'")
     values = dict(PRESETS[name])
     values.update(file_values or {})
     values.update(given)
@@ -359,7 +361,7 @@ def make_config(preset: str | None = None, file_values: dict | None = None, **ov
     if ignored:
         flags = ", ".join("--" + k.replace("_", "-").lower() for k in ignored)
         raise UserError(f"--method {method} does not use {flags}")
-    return TrainConfig.from_dict(values, source=f"preset {name}").validate()
+    return TrainConfig.from_dict(values, source="config").validate()
 
 
 def read_config_file(path) -> dict:

@@ -18,7 +18,7 @@ SHAPES_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orient
 def test_coarse_skip_field_reaches_the_generator_and_is_type_checked():
     assert _method({"coarse_skip": True}).build_networks()["G"].coarse_skip
     assert not _method().build_networks()["G"].coarse_skip
-    with pytest.raises(UserError, match=r"^preset tiny: field coarse_skip must be true or false, got 'yes'$"):
+    with pytest.raises(UserError, match=r"^config: field coarse_skip must be true or false, got 'yes'$"):
         _method({"coarse_skip": "yes"})
     with pytest.raises(UserError, match=r"^--method semi does not use --coarse-skip$"):
         make_config("tiny", coarse_skip=True)
