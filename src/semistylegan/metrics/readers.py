@@ -1,6 +1,6 @@
 """MIG-gen and L2-gen read by several independent readers, with the statistics that say when to distrust them.
 
-docs/generator-metrics.md states the rule and the statistics; in short:
+docs/method.md ("Generator metrics") states the rule and the statistics; in short:
 - model-based readers: the CNN oracle (`metrics.oracle`) and the pixel MLP (`metrics.pixel_oracle`),
   each trained on real images only; MIG-gen and L2-gen are computed per reader exactly as
   `metrics.generator` does (same codes, same images, same seeds), and the headline MIG-gen is

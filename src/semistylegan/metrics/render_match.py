@@ -25,7 +25,7 @@ bound, stopping when the bound exceeds the best distance found; the asked code's
 most its distance, so the smallest exact distance found is the global minimum. The tests compare it with
 a brute-force search over every rendered image of a small grid.
 
-3DShapes: the render distance only; its exact search is not implemented (docs/generator-metrics.md).
+3DShapes: the render distance only; its exact search is not implemented (docs/method.md ("Generator metrics")).
 """
 
 from __future__ import annotations

