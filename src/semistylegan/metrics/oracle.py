@@ -321,8 +321,8 @@ def get_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, c
                 print(f"ignoring unreadable oracle cache {path}: {e}")
     oracle = train_oracle(dataset, train_steps=train_steps, seed=seed, verbose=verbose, **train_options)
     if cache:
+        from semistylegan.checkpoint import atomic_save
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(oracle.state(), tmp)
-        os.replace(tmp, path)
+        atomic_save(oracle.state(), path)
     return oracle

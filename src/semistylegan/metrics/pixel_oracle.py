@@ -40,7 +40,6 @@ Design choices (documented):
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -355,8 +354,8 @@ def get_pixel_oracle(
                 print(f"ignoring unreadable pixel-oracle cache {path}: {e}")
     oracle = train_pixel_oracle(dataset, train_steps=train_steps, seed=seed, verbose=verbose, **train_options)
     if cache:
+        from semistylegan.checkpoint import atomic_save
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(oracle.state(), tmp)
-        os.replace(tmp, path)
+        atomic_save(oracle.state(), path)
     return oracle
