@@ -23,7 +23,7 @@ from PIL import Image
 from semistylegan.editing import Editor, load_editor
 from semistylegan.serve import make_server
 
-from test_edit import heldout_images, tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
+from test_editing import heldout_images, tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
 CHROMIUM = os.environ.get("SEMISTYLEGAN_CHROMIUM", "/usr/bin/chromium")
 

@@ -10,7 +10,7 @@ import torch
 from semistylegan.checkpoint import list_snapshots
 from semistylegan.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
