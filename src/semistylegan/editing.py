@@ -150,18 +150,16 @@ class Editor:
     """Factor reading and editing for a loaded run (semistylegan.evaluation.LoadedRun)."""
 
     def __init__(self, run, source: str = "run"):
-        from semistylegan.methods.semistylegan import SemiStyleGAN
-        from semistylegan.methods.semistylegan_fine import SemiStyleGANFine
-
         method = run.method
-        if not isinstance(method, SemiStyleGAN) or "G" not in run.nets or "D" not in run.nets:
+        editable = method.conditional_generator and method.has_encoder
+        if not editable or "G" not in run.nets or "D" not in run.nets:
             raise UserError(f"{source}: a '{run.cfg.method}' snapshot cannot edit images "
                             "(needs a semi, info or semi-fine run: an encoder and a generator)")
         self.run = run
         self.method = method
         self.nets = run.nets
         self.device = run.device
-        self.fine = isinstance(method, SemiStyleGANFine)
+        self.fine = method.coarse_input
         self.all_names = list(run.dataset_info["factors"]["names"])
         self.sizes = [int(s) for s in run.dataset_info["factors"]["sizes"]]
         self.names = list(method.fine_names) if self.fine else list(self.all_names)
