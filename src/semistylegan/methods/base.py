@@ -87,13 +87,15 @@ class StepContext:
             p.grad = None
         loss.backward()
         dist.all_reduce_grads(params)
-        bad = None
-        for p in params:
-            if p.grad is not None:
-                n = (~torch.isfinite(p.grad)).sum()
-                bad = n if bad is None else bad + n
-                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
-        if bad is not None:
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            # One fused reduction and one sync per step; the values are only counted and zeroed
+            # when some norm is not finite (zeroing finite values would change nothing).
+            bad = 0
+            if not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+                bad = int(sum((~torch.isfinite(g)).sum() for g in grads))
+                for g in grads:
+                    torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
             self.stats[f"{name}/nonfinite_grads"] = float(bad)
         opt.step()
         for p in params:

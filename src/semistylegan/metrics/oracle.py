@@ -306,23 +306,31 @@ def get_oracle(dataset, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, c
                verbose: bool = False, **train_options) -> Oracle:
     """Load the cached oracle of `dataset` or train it (and cache it atomically)."""
     path = oracle_path(dataset, train_steps, seed, cache_dir)
+    return cached_or_trained(path, Oracle.from_state, ORACLE_VERSION, dataset, train_steps, seed, cache, verbose,
+                             lambda: train_oracle(dataset, train_steps=train_steps, seed=seed, verbose=verbose,
+                                                  **train_options), what="oracle")
+
+
+def cached_or_trained(path, from_state, version: int, dataset, train_steps: int, seed: int, cache: bool,
+                      verbose: bool, train, what: str):
+    """A reader from its cache file when that file was made for this dataset, version, length and
+    seed; otherwise `train()` it and write the file atomically (a corrupt file is replaced)."""
     if cache and path.exists():
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            oracle = Oracle.from_state(state)
-            why = cached_meta_mismatch(oracle.meta, dataset, ORACLE_VERSION)
-            same_run = oracle.meta.get("train_steps") == int(train_steps) and oracle.meta.get("seed") == int(seed)
+            reader = from_state(torch.load(path, map_location="cpu", weights_only=True))
+            why = cached_meta_mismatch(reader.meta, dataset, version)
+            same_run = reader.meta.get("train_steps") == int(train_steps) and reader.meta.get("seed") == int(seed)
             if why is None and same_run:
-                return oracle
+                return reader
             if verbose:
-                print(f"rebuilding the oracle: the cached {path.name} was made for another dataset or version ({why})")
+                print(f"rebuilding the {what}: the cached {path.name} was made for another dataset or version ({why})")
         except Exception as e:  # a corrupt or foreign file: retrain and overwrite it
             if verbose:
-                print(f"ignoring unreadable oracle cache {path}: {e}")
-    oracle = train_oracle(dataset, train_steps=train_steps, seed=seed, verbose=verbose, **train_options)
+                print(f"ignoring unreadable {what} cache {path}: {e}")
+    reader = train()
     if cache:
         from semistylegan.checkpoint import atomic_save
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(oracle.state(), path)
-    return oracle
+        atomic_save(reader.state(), path)
+    return reader

@@ -55,7 +55,7 @@ from semistylegan.metrics.oracle import (
     _draw_indices,
     _evaluate,
     _threads,
-    cached_meta_mismatch,
+    cached_or_trained,
     dataset_fingerprint,
     oracle_cache_dir,
 )
@@ -334,28 +334,7 @@ def get_pixel_oracle(
 ) -> PixelOracle:
     """Load the cached pixel oracle of `dataset` or train it (and cache it atomically)."""
     path = pixel_oracle_path(dataset, train_steps, seed, cache_dir)
-    if cache and path.exists():
-        try:
-            oracle = PixelOracle.from_state(torch.load(path, map_location="cpu", weights_only=True))
-            why = cached_meta_mismatch(oracle.meta, dataset, PIXEL_ORACLE_VERSION)
-            if (
-                why is None
-                and oracle.meta.get("train_steps") == int(train_steps)
-                and oracle.meta.get("seed") == int(seed)
-            ):
-                return oracle
-            if verbose:
-                print(
-                    f"rebuilding the pixel oracle: the cached {path.name} was made for another dataset "
-                    f"or version ({why})"
-                )
-        except Exception as e:  # a corrupt or foreign file: retrain and overwrite it
-            if verbose:
-                print(f"ignoring unreadable pixel-oracle cache {path}: {e}")
-    oracle = train_pixel_oracle(dataset, train_steps=train_steps, seed=seed, verbose=verbose, **train_options)
-    if cache:
-        from semistylegan.checkpoint import atomic_save
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(oracle.state(), path)
-    return oracle
+    return cached_or_trained(path, PixelOracle.from_state, PIXEL_ORACLE_VERSION, dataset, train_steps, seed, cache,
+                             verbose, lambda: train_pixel_oracle(dataset, train_steps=train_steps, seed=seed,
+                                                                 verbose=verbose, **train_options),
+                             what="pixel oracle")
