@@ -28,6 +28,8 @@ factors determine the image, so G(c, z) has one right answer there.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,6 +49,28 @@ D_BETAS = (0.0, 0.99)
 
 _GAN_FIELDS = ("gamma", "gamma_G", "gamma_E", "code_head", "encoder", "encoder_noise", "r1_gamma", "r1_interval",
                "g_plain", "g_beta1", "g_beta2")
+
+
+@dataclass
+class StepDraws:
+    """The random inputs of one phase (SemiStyleGAN._draw_step)."""
+
+    codes: torch.Tensor                     # c' of the fakes, from the prior
+    z: torch.Tensor
+    mix_codes: torch.Tensor | None = None   # fresh MixUp partners' c' and z (None: the fakes are reused)
+    mix_z: torch.Tensor | None = None
+    lam: torch.Tensor | None = None         # MixUp's lambda' (eq 5), None without L_sr
+    recon_z: torch.Tensor | None = None     # z for G(c, z) of the labelled codes (reconstruction terms)
+
+
+@dataclass
+class StepImages:
+    """The generated images of one phase (SemiStyleGAN._generate)."""
+
+    fake: torch.Tensor
+    partners: torch.Tensor | None = None        # MixUp partners x' and their codes c'
+    partner_codes: torch.Tensor | None = None
+    recon: torch.Tensor | None = None           # G(c, z) for the labelled codes c
 
 
 def hard_pixel_count(num_pixels: int) -> int:
@@ -163,45 +187,79 @@ class SemiStyleGAN(Method):
         z = ctx.randn(n, self.z_dim)
         return codes, z
 
-    def _mixup(self, ctx: StepContext, batch: Batch, fake: torch.Tensor, fake_codes: torch.Tensor):
-        """Eq (5): x~ = l' x + (1 - l') x', c~ = l' c + (1 - l') c', l' = max(l, 1 - l)."""
-        lam = ctx.beta(batch.global_labeled_batch, self.cfg.mixup_xi)
-        lam = torch.maximum(lam, 1.0 - lam)
-        x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * fake  # eq (5)
-        c_mix = lam[:, None] * self._label_targets(batch)[0] + (1.0 - lam[:, None]) * fake_codes  # eq (5)
-        return x_mix, c_mix, lam
-
-    def _sr_term(self, ctx: StepContext, batch: Batch, G, D, fake: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """L_sr (eqs 5-6) on this step's MixUp pairs."""
-        mix_fake, mix_codes = self._mix_partners(ctx, batch, G, fake, codes)
-        x_mix, c_mix, lam = self._mixup(ctx, batch, mix_fake, mix_codes)
-        targets, known = self._label_targets(batch)
-        return self._mix_loss(D.encode(ctx.image(x_mix)), c_mix, lam, targets, mix_codes, known)
-
     def _synthesize(self, ctx: StepContext, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor,
                     **kwargs) -> torch.Tensor:
-        """G(c, z) in a training step; `source` (this rank's real images of the step) is for
-        generators that start from a real image (Semi-StyleGAN-fine) and unused here."""
+        """G(c, z) in a training step; `source` (real images, one per code) is for generators that
+        start from a real image (Semi-StyleGAN-fine) and unused here."""
         return G(codes, z, **kwargs)
+
+    def _view_source(self, ctx: StepContext, source: torch.Tensor) -> torch.Tensor:
+        """G's view of a batch of source images in training (Semi-StyleGAN-fine jitters their hue)."""
+        return source
 
     def _label_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The codes E is trained to read on labelled images, and which of them are known."""
         return batch.labeled_codes, batch.labeled_mask
 
-    def _mix_partners(self, ctx: StepContext, batch: Batch, G, fake: torch.Tensor, codes: torch.Tensor):
-        """Generated partners x' = G(c', z) for the MixUp pairs. When the labelled batch is no
-        larger than the batch (and `reuse_step_fakes_for_mixup`), the step's own fakes are
-        reused (their first L), which saves a generator pass; otherwise fresh ones are
-        generated from the labelled images as `source`. (Two ranks then pair labelled images
-        with other fakes than one process would: equivalent in distribution, bit-equal only
-        when labeled_batch == batch.)"""
-        n = batch.labeled.shape[0]
-        if self.reuse_step_fakes_for_mixup and batch.global_labeled_batch <= batch.global_batch:
-            return fake[:n], codes[:n]
-        mix_codes, mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
-        grad = torch.is_grad_enabled() and any(p.requires_grad for p in G.parameters())
-        with torch.set_grad_enabled(grad):
-            return ctx.image(self._synthesize(ctx, G, mix_codes, mix_z, batch.labeled)), mix_codes
+    def _draw_step(self, ctx: StepContext, batch: Batch, sr: bool, recon: bool) -> StepDraws:
+        """Every random input of one phase, drawn before any network runs, in this order: G's
+        (c', z); fresh MixUp partners' (c', z) when the step's fakes are not reused; MixUp's
+        lambda (eq 5); z for the reconstruction terms."""
+        codes, z = self._draw_fakes(ctx, batch.global_batch)
+        draws = StepDraws(codes, z)
+        if sr:
+            if not self._reuses_step_fakes(batch):
+                draws.mix_codes, draws.mix_z = self._draw_fakes(ctx, batch.global_labeled_batch)
+            lam = ctx.beta(batch.global_labeled_batch, self.cfg.mixup_xi)
+            draws.lam = torch.maximum(lam, 1.0 - lam)  # eq (5): lambda' = max(lambda, 1 - lambda)
+        if recon:
+            draws.recon_z = ctx.randn(batch.global_labeled_batch, self.z_dim)
+        return draws
+
+    def _reuses_step_fakes(self, batch: Batch) -> bool:
+        """MixUp partners are the step's own fakes (their first L) when the labelled batch is no
+        larger than the batch (and `reuse_step_fakes_for_mixup`), which saves generating them.
+        (Two ranks then pair labelled images with other fakes than one process would: equivalent
+        in distribution, bit-equal only when labeled_batch == batch.)"""
+        return self.reuse_step_fakes_for_mixup and batch.global_labeled_batch <= batch.global_batch
+
+    def _generate(self, ctx: StepContext, G, batch: Batch, draws: StepDraws, train: bool) -> StepImages:
+        """One generator pass over every image the phase needs: the fakes G(c', z) from the
+        prior, fresh MixUp partners, and G(c, z) for the labelled codes c of the reconstruction
+        terms. Only the prior fakes move G's average w (`train`)."""
+        codes, z, sources = [draws.codes], [draws.z], [batch.real]
+        if draws.mix_z is not None:
+            codes.append(draws.mix_codes), z.append(draws.mix_z), sources.append(batch.labeled)
+        if draws.recon_z is not None:
+            codes.append(self._label_targets(batch)[0]), z.append(draws.recon_z), sources.append(batch.labeled)
+        sizes = [int(c.shape[0]) for c in codes]
+        sources = [self._view_source(ctx, s) for s in sources]
+        out = ctx.image(self._synthesize(ctx, G, torch.cat(codes), torch.cat(z), torch.cat(sources),
+                                         update_w_avg=train, w_avg_rows=sizes[0]))
+        parts = list(out.split(sizes))
+        images = StepImages(fake=parts.pop(0))
+        if draws.mix_z is not None:
+            images.partners, images.partner_codes = parts.pop(0), draws.mix_codes
+        elif draws.lam is not None:
+            n = batch.labeled.shape[0]
+            images.partners, images.partner_codes = images.fake[:n], draws.codes[:n]
+        if draws.recon_z is not None:
+            images.recon = parts.pop(0)
+        return images
+
+    def _mixup(self, batch: Batch, draws: StepDraws, images: StepImages) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq (5): x~ = l' x + (1 - l') x', c~ = l' c + (1 - l') c' for the labelled x and the
+        generated partner x' = G(c', z)."""
+        lam = draws.lam
+        x_mix = lam[:, None, None, None] * batch.labeled + (1.0 - lam[:, None, None, None]) * images.partners  # eq (5)
+        c_mix = lam[:, None] * self._label_targets(batch)[0] + (1.0 - lam[:, None]) * images.partner_codes  # eq (5)
+        return x_mix, c_mix
+
+    def _sr_loss(self, batch: Batch, draws: StepDraws, images: StepImages, c_mix: torch.Tensor,
+                 out: torch.Tensor) -> torch.Tensor:
+        """L_sr (eq 6) from E's output on this phase's MixUp images."""
+        targets, known = self._label_targets(batch)
+        return self._mix_loss(out, c_mix, draws.lam, targets, images.partner_codes, known)
 
     def _need_labels(self) -> bool:
         return bool(self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self._recon_weights())
@@ -211,29 +269,43 @@ class SemiStyleGAN(Method):
         return {k: w for k, w in (("recon", self.recon), ("recon_hard", self.recon_hard)) if w > 0}
 
     # phases -----------------------------------------------------------------------------
+    # Each phase makes one generator pass and one pass of D (and of E, when separate) over every
+    # image it reads, its sources concatenated (Discriminator.heads): larger convolutions than one
+    # pass per source, and nothing mixes the sources (minibatch-stddev groups stay within each).
     def d_phase_terms(self, ctx: StepContext, nets, batch: Batch, do_r1: bool) -> dict[str, tuple[float, torch.Tensor]]:
         """Loss terms of the D/E phase as {name: (weight, value)}. G runs without gradients."""
         G, D = nets["G"], nets["D"]
         w = self.w
         terms: dict[str, tuple[float, torch.Tensor]] = {}
-        codes, z = self._draw_fakes(ctx, batch.global_batch)
         use_labels = self._need_labels() and batch.labeled is not None
+        sup, sr = use_labels and w["beta"] > 0, use_labels and w["alpha_E"] > 0
+        draws = self._draw_step(ctx, batch, sr=sr, recon=False)
         with ctx.autocast():
             with torch.no_grad():
-                fake = ctx.image(self._synthesize(ctx, G, codes, z, batch.real))
-            fake_logits, fake_pred = D(fake, need_codes=w["gamma_E"] > 0)
+                images = self._generate(ctx, G, batch, draws, train=False)
             real = ctx.image(batch.real.detach().requires_grad_(do_r1))
-            real_logits, _ = D(real, need_codes=False)
+            # R1 differentiates the real logits with respect to the real images: those get a pass
+            # of their own on R1 steps, so that its double backward runs over them alone.
+            inputs = [(images.fake, True, w["gamma_E"] > 0)]
+            if not do_r1:
+                inputs.append((real, True, False))
+            if sup:
+                inputs.append((ctx.image(batch.labeled), False, True))
+            if sr:
+                x_mix, c_mix = self._mixup(batch, draws, images)
+                inputs.append((ctx.image(x_mix), False, True))
+            outs = D.heads(*map(list, zip(*inputs)))
+            (fake_logits, fake_pred), rest = outs[0], outs[1:]
+            real_logits = D.heads([real], [True], [False])[0][0] if do_r1 else rest.pop(0)[0]
             # -L_GAN for D: softplus(D(G(c, z))) + softplus(-D(x))
             terms["gan"] = (1.0, F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean())  # eq (2)
             if w["gamma_E"] > 0:
-                terms["unsup"] = (w["gamma_E"], self._code_loss(fake_pred, codes))  # eq (1)
-            if use_labels and w["beta"] > 0:
+                terms["unsup"] = (w["gamma_E"], self._code_loss(fake_pred, draws.codes))  # eq (1)
+            if sup:
                 targets, known = self._label_targets(batch)
-                pred = D.encode(ctx.image(batch.labeled))
-                terms["sup"] = (w["beta"], self._code_loss(pred, targets, known))  # eq (3)
-            if use_labels and w["alpha_E"] > 0:
-                terms["sr"] = (w["alpha_E"], self._sr_term(ctx, batch, G, D, fake, codes))  # eq (6)
+                terms["sup"] = (w["beta"], self._code_loss(rest.pop(0)[1], targets, known))  # eq (3)
+            if sr:
+                terms["sr"] = (w["alpha_E"], self._sr_loss(batch, draws, images, c_mix, rest.pop(0)[1]))  # eq (6)
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             penalty = grad.float().square().sum(dim=(1, 2, 3)).mean()
@@ -245,32 +317,34 @@ class SemiStyleGAN(Method):
         G, D = nets["G"], nets["D"]
         w = self.w
         terms: dict[str, tuple[float, torch.Tensor]] = {}
-        codes, z = self._draw_fakes(ctx, batch.global_batch)
-        use_sr = self._need_labels() and w["alpha"] > 0 and batch.labeled is not None
+        labeled = self._need_labels() and batch.labeled is not None
+        sr = labeled and w["alpha"] > 0
+        weights = self._recon_weights() if labeled else {}
+        draws = self._draw_step(ctx, batch, sr=sr, recon=bool(weights))
         with ctx.autocast():
-            fake = ctx.image(self._synthesize(ctx, G, codes, z, batch.real, update_w_avg=True))
-            logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
+            images = self._generate(ctx, G, batch, draws, train=True)
+            inputs = [(images.fake, True, w["gamma_G"] > 0)]
+            if sr:
+                x_mix, c_mix = self._mixup(batch, draws, images)
+                inputs.append((ctx.image(x_mix), False, True))
+            outs = D.heads(*map(list, zip(*inputs)))
+            logits, pred = outs[0]
             terms["gan"] = (1.0, F.softplus(-logits).mean())  # eq (2): L_GAN for G, non-saturating
             if w["gamma_G"] > 0:
-                terms["unsup"] = (w["gamma_G"], self._code_loss(pred, codes))  # eq (1)
-            if use_sr:
-                terms["sr"] = (w["alpha"], self._sr_term(ctx, batch, G, D, fake, codes))  # eq (6)
-        weights = self._recon_weights()
-        if weights and batch.labeled is not None:
-            values = self._recon_terms(ctx, G, batch, weights)
+                terms["unsup"] = (w["gamma_G"], self._code_loss(pred, draws.codes))  # eq (1)
+            if sr:
+                terms["sr"] = (w["alpha"], self._sr_loss(batch, draws, images, c_mix, outs[1][1]))  # eq (6)
+        if weights:
+            values = self._recon_terms(batch, images.recon, weights)
             terms.update((k, (weights[k], values[k])) for k in weights)
         return terms
 
-    def _recon_terms(self, ctx: StepContext, G, batch: Batch, which) -> dict[str, torch.Tensor]:
-        """The reconstruction terms named in `which` (`recon`, `recon_hard`): between G(c, z) and
-        the labelled x of code c, the mean L1 over pixels and over the worst twentieth of the
-        pixels, averaged over the labelled images whose codes are all known (0 when none is).
-        One G pass serves both; z is drawn on every rank for the global labelled batch."""
-        codes, known = self._label_targets(batch)
+    def _recon_terms(self, batch: Batch, out: torch.Tensor, which) -> dict[str, torch.Tensor]:
+        """The reconstruction terms named in `which` (`recon`, `recon_hard`): between G(c, z) (`out`)
+        and the labelled x of code c, the mean L1 over pixels and over the worst twentieth of the
+        pixels, averaged over the labelled images whose codes are all known (0 when none is)."""
+        known = self._label_targets(batch)[1]
         full = known.all(dim=1).float()
-        z = ctx.randn(batch.global_labeled_batch, self.z_dim)
-        with ctx.autocast():
-            out = ctx.image(self._synthesize(ctx, G, codes, z, batch.labeled))
         err = (out.float() - batch.labeled.float()).abs().mean(dim=1).flatten(1)  # (N, H*W) pixel errors
         norm = full.sum().clamp_min(1.0)
         per_image = {}

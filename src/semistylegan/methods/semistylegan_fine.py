@@ -149,13 +149,17 @@ class SemiStyleGANFine(SemiStyleGAN):
         return batch.labeled_codes[:, self.fine_idx], batch.labeled_mask[:, self.fine_idx]
 
     # hooks into Semi-StyleGAN's phases: fine factors, real coarse inputs -------------------
+    def _view_source(self, ctx: StepContext, source: torch.Tensor) -> torch.Tensor:
+        if not self.hue_jitter:
+            return source
+        # G's view of the source in training, rotated by a random angle per image, drawn for the
+        # global batch from the step's random stream, then this rank's part (batches split evenly
+        # over ranks), so a run of N ranks draws what one process does
+        n = source.shape[0] * dist.world_size()
+        angles = ctx.local(ctx.rng.random(n) * (2 * np.pi))
+        return rotate_hue(source, angles)
+
     def _synthesize(self, ctx: StepContext, G, codes, z, source, **kwargs):
-        if self.hue_jitter:  # G's view of the source in training, rotated by a random angle per image
-            # drawn for the global batch from the step's random stream, then this rank's part
-            # (batches split evenly over ranks), so a run of N ranks draws what one process does
-            n = source.shape[0] * dist.world_size()
-            angles = ctx.local(ctx.rng.random(n) * (2 * np.pi))
-            source = rotate_hue(source, angles)
         return G(codes, z, source, **kwargs)
 
     def _label_targets(self, batch: Batch):

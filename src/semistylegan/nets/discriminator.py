@@ -19,7 +19,8 @@ from semistylegan.nets.encoder import ConvEncoder
 from semistylegan.nets.generator import channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear, MinibatchStd
 
-__all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "decode_code_logits"]
+__all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "decode_code_logits", "concat_batches",
+           "select_batches", "split_per_batch"]
 
 
 def code_layout(code_classes, num_factors: int):
@@ -39,6 +40,23 @@ def decode_code_logits(out: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tenso
     """(N, K) codes of the arg-max values (value j of m -> j / (m - 1))."""
     cols = [chunk.argmax(dim=1).to(out.dtype) / max(m - 1, 1) for chunk, m in zip(split_code_logits(out, sizes), sizes)]
     return torch.stack(cols, dim=1)
+
+
+def concat_batches(images: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(images) if len(images) > 1 else images[0]
+
+
+def select_batches(chunks, wanted: list[bool]) -> list[torch.Tensor]:
+    return [c for c, w in zip(chunks, wanted) if w]
+
+
+def split_per_batch(images, want_logits, logits, want_codes, codes):
+    """Splits the outputs of the batches that asked for a head back into one entry per batch."""
+    sizes = [int(img.shape[0]) for img in images]
+    logit_parts = iter(logits.split(select_batches(sizes, want_logits)) if logits is not None else ())
+    code_parts = iter(codes.split(select_batches(sizes, want_codes)) if codes is not None else ())
+    return [(next(logit_parts) if wl else None, next(code_parts) if wc else None)
+            for wl, wc in zip(want_logits, want_codes)]
 
 
 class DiscriminatorBlock(nn.Module):
@@ -96,26 +114,41 @@ class Discriminator(nn.Module):
             kept[4] = x
         return x, kept
 
-    def epilogue(self, x: torch.Tensor, batch_statistics: bool) -> torch.Tensor:
-        """mbstd, conv, fc. The code head uses `batch_statistics=False`: the minibatch-stddev
-        channel is zero, so that E(x) of one image never depends on the rest of its batch."""
+    def epilogue(self, chunks: list[torch.Tensor], batch_statistics: bool) -> torch.Tensor:
+        """mbstd, conv, fc over the concatenated `chunks` (4x4 trunk outputs). The minibatch
+        standard deviation is taken within each chunk, so images of different sources (real,
+        generated, mixed) never share a group. The code head uses `batch_statistics=False`: the
+        minibatch-stddev channel is zero, so that E(x) of one image never depends on the rest of
+        its batch."""
         if self.mbstd is not None:
             if batch_statistics:
-                x = self.mbstd(x)
+                chunks = [self.mbstd(x) for x in chunks]
             else:
-                x = torch.cat([x, x.new_zeros(x.shape[0], 1, *x.shape[2:])], dim=1)
-        x = self.conv(x)
+                chunks = [torch.cat([x, x.new_zeros(x.shape[0], 1, *x.shape[2:])], dim=1) for x in chunks]
+        x = self.conv(torch.cat(chunks) if len(chunks) > 1 else chunks[0])
         return self.fc(x.flatten(1))
 
+    def heads(self, images: list[torch.Tensor], want_logits: list[bool],
+              want_codes: list[bool]) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """One trunk pass over all `images` (a list of batches from different sources), then the
+        heads each batch asks for: [(real/fake logits (N_i,) or None, codes (N_i, K) or None)].
+        Nothing but the minibatch-stddev groups (kept within each batch) mixes images, so every
+        result equals that of a pass over its batch alone; one pass over the concatenation makes
+        larger, faster convolutions than several small ones."""
+        x, _ = self.blocks_forward(concat_batches(images))
+        chunks = x.split([int(img.shape[0]) for img in images])
+        want_codes = [w and self.code_head is not None for w in want_codes]
+        logits = codes = None
+        if any(want_logits):
+            logits = self.out(self.epilogue(select_batches(chunks, want_logits), True)).squeeze(1)
+        if any(want_codes):
+            codes = self.code_head(self.epilogue(select_batches(chunks, want_codes), False))
+        return split_per_batch(images, want_logits, logits, want_codes, codes)
+
     def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
-        """One trunk pass for the heads asked for: (real/fake logits (N,) or None, predicted codes
+        """The heads asked for on one batch: (real/fake logits (N,) or None, predicted codes
         (N, K) or None)."""
-        x, _ = self.blocks_forward(img)
-        logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
-        codes = None
-        if need_codes and self.code_head is not None:
-            codes = self.code_head(self.epilogue(x, False))
-        return logits, codes
+        return self.heads([img], [need_logits], [need_codes])[0]
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """E(x): the code head's raw outputs (codes, or logits of a classifier head), independent
@@ -151,9 +184,20 @@ class SeparateEncoderDiscriminator(nn.Module):
         # The method reseeds this from its saved random stream every step (exact resume).
         self.noise_generator: torch.Generator | None = None
 
+    def heads(self, images: list[torch.Tensor], want_logits: list[bool],
+              want_codes: list[bool]) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """Discriminator.heads: one D pass over the batches that want logits, one E pass over
+        those that want codes."""
+        logits = codes = None
+        if any(want_logits):
+            parts = select_batches(images, want_logits)
+            logits = torch.cat([out for out, _ in self.D.heads(parts, [True] * len(parts), [False] * len(parts))])
+        if any(want_codes):
+            codes = self.encode(concat_batches(select_batches(images, want_codes)))
+        return split_per_batch(images, want_logits, logits, want_codes, codes)
+
     def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
-        logits = self.D(img, need_logits=True, need_codes=False)[0] if need_logits else None
-        return logits, (self.encode(img) if need_codes else None)
+        return self.heads([img], [need_logits], [need_codes])[0]
 
     def reseed_noise(self, seed: int, device: torch.device):
         """Seed the generator of E's input noise (the method does this every step)."""

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from semistylegan.nets.discriminator import Discriminator, code_layout
+from semistylegan.nets.discriminator import (Discriminator, code_layout, concat_batches, select_batches,
+                                              split_per_batch)
 from semistylegan.nets.generator import MappingNetwork, SynthesisNetwork, channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear
 
@@ -88,12 +89,12 @@ class FineGenerator(nn.Module):
         return box_downsample(image, self.input_resolution)
 
     def forward(self, c: torch.Tensor, z: torch.Tensor, image: torch.Tensor, truncation_psi: float = 1.0,
-                update_w_avg: bool = False) -> torch.Tensor:
+                update_w_avg: bool = False, w_avg_rows: int | None = None) -> torch.Tensor:
         """`image`: real images (N, C, R, R) in [-1, 1] with R a multiple of input_resolution
         (the full-resolution image or its downsample); only its downsample is used."""
         if image.shape[0] != c.shape[0]:
             image = image.expand(c.shape[0], -1, -1, -1) if image.shape[0] == 1 else image
-        w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+        w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg, w_avg_rows=w_avg_rows)
         coarse = self.coarse(image)
         x = self.input_conv(coarse)
         if self.input_const is not None:
@@ -131,19 +132,23 @@ class FineDiscriminator(Discriminator):
             x = block(x)
         raise AssertionError("head resolution not reached")  # excluded by __init__
 
-    def forward(self, img: torch.Tensor, need_logits: bool = True, need_codes: bool = True):
-        """(real/fake logits (N,) or None, fine codes (N, F) or None); one trunk pass."""
-        x = self.fromrgb(img)
-        codes = None
-        for res_key, block in self.blocks.items():
-            if int(res_key) == self.head_resolution:
-                if need_codes:
-                    codes = self.fine_head(x.flatten(1))
-                if not need_logits:
-                    return None, codes
-            x = block(x)
-        logits = self.out(self.epilogue(x, True)).squeeze(1) if need_logits else None
-        return logits, codes
+    def heads(self, images: list[torch.Tensor], want_logits: list[bool],
+              want_codes: list[bool]) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """Discriminator.heads with the fine code head at head_resolution: one pass down to the
+        head over every batch, then the rest of the trunk over the batches that want logits."""
+        x = self.trunk_to_head(concat_batches(images))
+        chunks = x.split([int(img.shape[0]) for img in images])
+        codes = logits = None
+        if any(want_codes):
+            codes = self.fine_head(concat_batches(select_batches(chunks, want_codes)).flatten(1))
+        if any(want_logits):
+            x = concat_batches(select_batches(chunks, want_logits))
+            sizes = [int(c.shape[0]) for c in select_batches(chunks, want_logits)]
+            for res_key, block in self.blocks.items():
+                if int(res_key) <= self.head_resolution:
+                    x = block(x)
+            logits = self.out(self.epilogue(list(x.split(sizes)), True)).squeeze(1)
+        return split_per_batch(images, want_logits, logits, want_codes, codes)
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """E_fine(x): depends on this image only (no batch statistics before the head)."""

@@ -36,7 +36,10 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, c: torch.Tensor | None, z: torch.Tensor | None, truncation_psi: float = 1.0,
-                update_w_avg: bool = False) -> torch.Tensor:
+                update_w_avg: bool = False, w_avg_rows: int | None = None) -> torch.Tensor:
+        """`update_w_avg`: move the tracked average of w towards this batch's mean w (training),
+        taken over the first `w_avg_rows` rows only when given (the prior samples of a batch that
+        also holds other generator inputs)."""
         parts = []
         if self.z_dim > 0:
             parts.append(normalize_2nd_moment(z))
@@ -45,7 +48,7 @@ class MappingNetwork(nn.Module):
         w = self.layers(torch.cat(parts, dim=1))
         if update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                self.w_avg.copy_(w[:w_avg_rows].detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if truncation_psi != 1.0:
             w = self.w_avg.lerp(w, truncation_psi)
         return w
@@ -117,6 +120,6 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max)
 
     def forward(self, c: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0,
-                update_w_avg: bool = False) -> torch.Tensor:
-        w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+                update_w_avg: bool = False, w_avg_rows: int | None = None) -> torch.Tensor:
+        w = self.mapping(c, z, truncation_psi=truncation_psi, update_w_avg=update_w_avg, w_avg_rows=w_avg_rows)
         return self.synthesis(w)
