@@ -76,7 +76,7 @@ class NvidiaPlainStep:
         real_logits = self.D(real, None)
         loss = F.softplus(self.D(fake, None)).mean() + F.softplus(-real_logits).mean()
         if r1:
-            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             loss = loss + grad.square().sum(dim=(1, 2, 3)).mean() * (10.0 / 2 * 16)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,14 +119,15 @@ def main():
                     help="the SPEC architecture (shared-trunk E) and the separate-E recipe by default")
     ap.add_argument("--steps", type=int, default=16, help="steps per round (16: one lazy R1 step in each)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--fp32", action="store_true", help="our steps in fp32 even where the preset uses bf16")
+    ap.add_argument("--precision", choices=("preset", "fp32", "bf16"), default="preset",
+                    help="our steps' precision: the preset's, or forced")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     for preset in args.presets.split(","):
         fixed = dict(kimg=1e6, grid_kimg=0.0, snapshot_kimg=1e6, metrics_kimg=0.0, deterministic=False)
-        if args.fp32:
-            fixed["bf16"] = False
+        if args.precision != "preset":
+            fixed["bf16"] = args.precision == "bf16"
         full_cfg = make_config(preset, **fixed)
         plain_cfg = make_config(preset, **fixed, beta=0.0, alpha=0.0, gamma=0.0, recon=0.0, recon_hard=0.0)
         with tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +157,8 @@ def main():
                 nvidia_peaks.append(f / dt / 1e9)
         print(f"\n{preset}: {full_cfg.resolution}x{full_cfg.resolution}, batch {full_cfg.batch}, "
               f"encoder {full_cfg.encoder}, channels_last {full_cfg.channels_last}, bf16 {full_cfg.bf16} "
-              f"(NVIDIA: fp32 NCHW); dense-conv peak {median(peaks):.1f} GFLOP/s in the preset's format, "
+              f"(NVIDIA: fp32 NCHW, the only CPU precision its networks take); "
+              f"dense-conv peak {median(peaks):.1f} GFLOP/s in the preset's format, "
               f"{median(nvidia_peaks):.1f} in fp32 NCHW")
         base = None
         for name, step in kinds.items():
