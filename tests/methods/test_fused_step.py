@@ -50,6 +50,17 @@ def _ctx(seed):
     return StepContext(np.random.default_rng(seed), torch.device("cpu"), {}, step=0)
 
 
+def _lambda(ctx, method, batch):
+    lam = ctx.beta(batch.global_labeled_batch, method.cfg.mixup_xi)
+    return torch.maximum(lam, 1.0 - lam)
+
+
+def _mix(lam, labeled, targets, partners, partner_codes):
+    """Eq (5), written out."""
+    x_mix = lam[:, None, None, None] * labeled + (1 - lam[:, None, None, None]) * partners
+    return x_mix, lam[:, None] * targets + (1 - lam[:, None]) * partner_codes
+
+
 def _generate(method, G, ctx, batch, codes, z, source, **kwargs):
     return method._synthesize(ctx, G, codes, z, source, **kwargs)
 
@@ -60,8 +71,7 @@ def _reference_d_phase(method, nets, batch, seed, do_r1):
     ctx = _ctx(seed)
     codes, z = method._draw_fakes(ctx, batch.global_batch)
     targets, known = method._label_targets(batch)
-    lam = ctx.beta(batch.global_labeled_batch, method.cfg.mixup_xi)
-    lam = torch.maximum(lam, 1.0 - lam)
+    lam = _lambda(ctx, method, batch)
     with torch.no_grad():
         fake = _generate(method, G, ctx, batch, codes, z, batch.real)
         if method.reuse_step_fakes_for_mixup:
@@ -75,8 +85,7 @@ def _reference_d_phase(method, nets, batch, seed, do_r1):
     if w["gamma_E"] > 0:
         terms["unsup"] = method._code_loss(fake_pred, codes)
     terms["sup"] = method._code_loss(D.encode(batch.labeled), targets, known)
-    x_mix = lam[:, None, None, None] * batch.labeled + (1 - lam[:, None, None, None]) * partners
-    c_mix = lam[:, None] * targets + (1 - lam[:, None]) * partner_codes
+    x_mix, c_mix = _mix(lam, batch.labeled, targets, partners, partner_codes)
     terms["sr"] = method._mix_loss(D.encode(x_mix), c_mix, lam, targets, partner_codes, known)
     if do_r1:
         (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
@@ -89,16 +98,14 @@ def _reference_g_phase(method, nets, batch, seed):
     ctx = _ctx(seed)
     codes, z = method._draw_fakes(ctx, batch.global_batch)
     targets, known = method._label_targets(batch)
-    lam = ctx.beta(batch.global_labeled_batch, method.cfg.mixup_xi)
-    lam = torch.maximum(lam, 1.0 - lam)
+    lam = _lambda(ctx, method, batch)
     recon_z = ctx.randn(batch.global_labeled_batch, method.z_dim) if method._recon_weights() else None
     fake = _generate(method, G, ctx, batch, codes, z, batch.real)
     n = batch.labeled.shape[0]
     partners, partner_codes = fake[:n], codes[:n]
     logits, pred = D(fake, need_codes=w["gamma_G"] > 0)
     terms = {"gan": F.softplus(-logits).mean(), "unsup": method._code_loss(pred, codes)}
-    x_mix = lam[:, None, None, None] * batch.labeled + (1 - lam[:, None, None, None]) * partners
-    c_mix = lam[:, None] * targets + (1 - lam[:, None]) * partner_codes
+    x_mix, c_mix = _mix(lam, batch.labeled, targets, partners, partner_codes)
     terms["sr"] = method._mix_loss(D.encode(x_mix), c_mix, lam, targets, partner_codes, known)
     if recon_z is not None:
         out = _generate(method, G, ctx, batch, targets, recon_z, batch.labeled)
@@ -158,15 +165,13 @@ def test_fused_fine_step_equals_one_pass_per_source():
     ctx = _ctx(5)
     codes, z = method._draw_fakes(ctx, batch.global_batch)
     mix_codes, mix_z = method._draw_fakes(ctx, batch.global_labeled_batch)
-    lam = ctx.beta(batch.global_labeled_batch, method.cfg.mixup_xi)
-    lam = torch.maximum(lam, 1.0 - lam)
+    lam = _lambda(ctx, method, batch)
     recon_z = ctx.randn(batch.global_labeled_batch, method.z_dim)
     targets, known = method._label_targets(batch)
     fake = G(codes, z, batch.real)
     partners = G(mix_codes, mix_z, batch.labeled)
     logits = D(fake, need_codes=False)[0]
-    x_mix = lam[:, None, None, None] * batch.labeled + (1 - lam[:, None, None, None]) * partners
-    c_mix = lam[:, None] * targets + (1 - lam[:, None]) * mix_codes
+    x_mix, c_mix = _mix(lam, batch.labeled, targets, partners, mix_codes)
     want = {"gan": F.softplus(-logits).mean(),
             "unsup": method._code_loss(D.encode(fake), codes),
             "sr": method._mix_loss(D.encode(x_mix), c_mix, lam, targets, mix_codes, known)}
@@ -180,12 +185,10 @@ def test_fused_fine_step_equals_one_pass_per_source():
     ctx = _ctx(6)
     codes, z = method._draw_fakes(ctx, batch.global_batch)
     mix_codes, mix_z = method._draw_fakes(ctx, batch.global_labeled_batch)
-    lam = ctx.beta(batch.global_labeled_batch, method.cfg.mixup_xi)
-    lam = torch.maximum(lam, 1.0 - lam)
+    lam = _lambda(ctx, method, batch)
     with torch.no_grad():
         fake, partners = G(codes, z, batch.real), G(mix_codes, mix_z, batch.labeled)
-    x_mix = lam[:, None, None, None] * batch.labeled + (1 - lam[:, None, None, None]) * partners
-    c_mix = lam[:, None] * targets + (1 - lam[:, None]) * mix_codes
+    x_mix, c_mix = _mix(lam, batch.labeled, targets, partners, mix_codes)
     want = {"gan": F.softplus(D(fake, need_codes=False)[0]).mean() + F.softplus(-D(batch.real)[0]).mean(),
             "sup": method._code_loss(D.encode(batch.labeled), targets, known),
             "sr": method._mix_loss(D.encode(x_mix), c_mix, lam, targets, mix_codes, known)}
