@@ -7,7 +7,9 @@ loaded, in the same order, and the statistics are the same numbers read later.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -17,7 +19,8 @@ import torch
 
 from semistylegan import dist
 
-__all__ = ["mixed_precision", "configure_backend", "HostBatch", "BatchPrefetcher", "StatsWindow"]
+__all__ = ["mixed_precision", "configure_backend", "compile_forward", "eager_forward", "HostBatch", "BatchPrefetcher",
+           "StatsWindow"]
 
 
 # precision -------------------------------------------------------------------------------
@@ -49,6 +52,41 @@ def configure_backend(device: torch.device):
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
+
+
+# torch.compile -----------------------------------------------------------------------------
+_eager = threading.local()
+
+
+@contextlib.contextmanager
+def eager_forward():
+    """Networks wrapped by `compile_forward` run their plain forward inside this block (a graph
+    that will be differentiated twice through a non-leaf input)."""
+    before = getattr(_eager, "on", False)
+    _eager.on = True
+    try:
+        yield
+    finally:
+        _eager.on = before
+
+
+def compile_forward(module: torch.nn.Module) -> torch.nn.Module:
+    """Make `module(...)` run a torch.compile'd forward, in place (parameters, state_dict keys and
+    snapshots stay the same). Compiled graphs have no double backward, so a call whose input is a
+    leaf tensor that requires a gradient (the input of a gradient penalty such as R1), or a call
+    inside `eager_forward()`, runs the plain forward."""
+    plain = module.forward
+    compiled = torch.compile(plain, dynamic=False)
+
+    def forward(*args, **kwargs):
+        penalty_input = any(torch.is_tensor(a) and a.is_leaf and a.requires_grad
+                            for a in (*args, *kwargs.values()))
+        if penalty_input or getattr(_eager, "on", False):
+            return plain(*args, **kwargs)
+        return compiled(*args, **kwargs)
+
+    module.forward = forward
+    return module
 
 
 # data ------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class Trainer:
         if cfg.compile:  # after the EMA copies: those stay plain modules (evaluation only)
             _check_compile_available()
             for net in self.nets.values():
-                net.compile(dynamic=False)  # in place: the state_dict keys, and so snapshots, stay the same
+                pipeline.compile_forward(net)
         self.optimizers = self.method.build_optimizers(self.nets)
         bf16_supported = pipeline.cuda_bf16_supported() if self.device.type == "cuda" else True
         self.autocast_dtype, need_scaler = pipeline.mixed_precision(self.device.type, cfg.bf16, bf16_supported)
