@@ -34,6 +34,7 @@ def _lines(run_dir):
 
 
 # the batch loaded ahead ------------------------------------------------------------------
+@pytest.mark.cpu_only  # two runs compared bit for bit
 def test_prefetching_gives_the_same_weights_and_snapshot_state(tmp_path, dataset):
     cfg = _cfg(4)
     ahead = Trainer(cfg, tmp_path / "ahead", dataset=dataset, progress=False, prefetch=True)
@@ -55,6 +56,7 @@ def test_prefetching_gives_the_same_weights_and_snapshot_state(tmp_path, dataset
 
 
 # statistics ------------------------------------------------------------------------------
+@pytest.mark.cpu_only  # two runs compared bit for bit
 def test_stats_are_read_once_per_log_interval_and_equal_the_per_step_means(tmp_path, dataset, monkeypatch):
     every_step = tmp_path / "every"
     Trainer(_cfg(6, log_every=1), every_step, dataset=dataset, progress=False).run()
