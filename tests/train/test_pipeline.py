@@ -114,14 +114,18 @@ def test_nonfinite_gradients_stop_a_run_between_log_lines_at_the_step_they_reach
 
 def test_accelerator_path_counts_and_zeroes_nonfinite_gradients_without_a_host_read():
     a = torch.nn.Parameter(torch.zeros(6))
-    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), {"net": torch.optim.SGD([a], lr=1.0)}, step=0)
+    b = torch.nn.Parameter(torch.zeros(2, 3, 2, 2).to(memory_format=torch.channels_last))
+    ctx = StepContext(np.random.default_rng(0), torch.device("cpu"), {"net": torch.optim.SGD([a, b], lr=1.0)},
+                      step=0)
     ctx.host_reads_are_free = False  # as on a GPU
     poison = torch.tensor([float("nan"), 1.0, float("inf"), 2.0, -float("inf"), 3.0])
     a.register_hook(lambda g: g * 0 + poison)
-    ctx.optimizer_step("net", a.sum(), [a])
+    weights = torch.arange(24.0).reshape(2, 3, 2, 2)
+    ctx.optimizer_step("net", a.sum() + (b * weights).sum(), [a, b])
     count = ctx.stats["net/nonfinite_grads"]
     assert torch.is_tensor(count) and count.item() == 3.0
     torch.testing.assert_close(a.detach(), torch.tensor([0.0, -1.0, 0.0, -2.0, 0.0, -3.0]))
+    torch.testing.assert_close(b.detach(), -weights)  # a channels_last gradient copied back in place
 
 
 # precision -------------------------------------------------------------------------------

@@ -123,11 +123,13 @@ class StepContext:
                 for g in grads:
                     torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
             return float(bad)
-        # On an accelerator, no host read: count and zero on the device every step (small
-        # asynchronous kernels); the loop reads the count with the other stats.
-        bad = torch.stack([(~torch.isfinite(g)).sum() for g in grads]).sum().float()
-        for g in grads:
-            torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+        # On an accelerator, no host read: count and zero on the device every step, over one flat
+        # copy of the gradients (a handful of kernels, not a few per parameter tensor); the loop
+        # reads the count with the other stats.
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        bad = (~torch.isfinite(flat)).sum().float()
+        flat.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        torch._foreach_copy_(grads, [f.view(g.shape) for f, g in zip(flat.split([g.numel() for g in grads]), grads)])
         return bad
 
     def report(self, name: str, value):
