@@ -202,3 +202,16 @@ def test_compile_flag_trains(tmp_path, capsys):
     assert [line["step"] for line in lines] == [1, 2]
     assert all(np.isfinite(v) for line in lines for v in line.values())
     assert list_snapshots(run_dir)
+
+
+def test_backend_settings_change_only_on_cuda():
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark)
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = cudnn.benchmark = False
+        pipeline.configure_backend(torch.device("cpu"))
+        assert not (matmul.allow_tf32 or cudnn.allow_tf32 or cudnn.benchmark)
+        pipeline.configure_backend(torch.device("cuda"))
+        assert matmul.allow_tf32 and cudnn.allow_tf32 and cudnn.benchmark
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark = saved
