@@ -46,8 +46,9 @@ class TrainingDiverged(RuntimeError):
 # Steps in a row with non-finite gradient values (zeroed by StepContext.optimizer_step) after
 # which the run stops as diverged instead of carrying on with frozen or damaged weights. The
 # check runs when the loop reads the stats (each log interval, and before every grid, metrics
-# line and snapshot), over each step's recorded count, so it names the step it happened at and
-# no snapshot holds the damaged weights; the run may go on for up to log_every steps first.
+# line and snapshot), over each step's recorded count: it names the step it happened at, and no
+# grid, metrics line or snapshot is written after that step; the run may take up to log_every
+# steps more before it stops.
 NONFINITE_PATIENCE = 8
 
 
