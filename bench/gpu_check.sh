@@ -4,11 +4,12 @@
 #      cpu_only tests, which compare CPU results bit for bit, are skipped);
 #   2. img/s at 64x64 and 128x128 of the full Semi-StyleGAN step against the plain GAN step
 #      (bench/step_speed.py; at 64x64 also the full step with --compile);
-#   3. about 3 minutes (160 s of steps) of `semistylegan train --preset dsprites64` (kimg from stage 2's img/s);
+#   3. about 3 minutes (160 s of steps) of `semistylegan train --preset dsprites64 --bf16`, its
+#      kimg from stage 2's img/s;
 #   4. `semistylegan evaluate` on that run.
 # Results go to the folder given as $1 (default $OUT, else ./gpu_check_out): one log per stage,
 # step_speed.jsonl, the run directory, metrics.json and summary.txt. A failing stage is
-# recorded in summary.txt and the next stage still runs; the exit status is that of the worst.
+# recorded in summary.txt and the next stage still runs; the exit status is 1 if any failed.
 #
 #   bench/gpu_check.sh /path/to/results
 #   bench/gpu_check.sh --dry-run [folder]   (or DRY_RUN=1): every stage tiny, on the CPU, in seconds
@@ -32,7 +33,6 @@ cd "$REPO"
 
 if [ "$DRY_RUN" = 1 ]; then
   # Every stage as below, tiny and on the CPU: checks the script, not the machine.
-  DEVICE=cpu
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   TESTS=(tests/train/test_pipeline.py -k "mixed_precision or prefetching or accelerator")
   BENCH_COMMON=(--preset tiny --device cpu --warmup 1 --steps 1 --rounds 1)
@@ -43,7 +43,6 @@ if [ "$DRY_RUN" = 1 ]; then
   EVAL=(--device cpu --samples 100 --oracle-steps 5 --render-samples 16 --skip dci,beta_vae,factor_vae)
   T_TESTS=60 T_BENCH64=60 T_BENCH128=60 T_TRAIN=60 T_EVAL=60
 else
-  DEVICE=cuda
   TESTS=(tests/train tests/nets/test_nets.py)
   BENCH_COMMON=(--preset dsprites64 --device cuda --bf16 --warmup 5 --steps 10 --rounds 3)
   BENCH_64=(--variants full,plain,full+compile)
