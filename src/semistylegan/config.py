@@ -145,7 +145,8 @@ class TrainConfig:
     channels_last: bool = opt(False, "channels_last memory format")
     bf16: bool = opt(False, "mixed precision: bfloat16 autocast (CPU, and GPUs that have it; float16 with a "
                             "gradient scaler on older GPUs)")
-    compile: bool = opt(False, "torch.compile the training networks (pays on GPUs; on CPUs see BENCHMARKS.md)")
+    compile: bool = opt(False, "torch.compile the training networks; for GPUs (on a CPU it measured no faster, "
+                               "after 100 s of compiling: BENCHMARKS.md)")
     deterministic: bool = opt(True, "torch.use_deterministic_algorithms on CPU")
 
     # ------------------------------------------------------------------------------------
