@@ -5,6 +5,13 @@ import pytest
 # One thread per process: the tiny test models are overhead-bound, and several processes
 # (the DDP test, a shared machine) must not oversubscribe two cores.
 os.environ["OMP_NUM_THREADS"] = "1"
+# The tests run on the CPU, whose results the exactness tests pin down: a GPU is hidden (also
+# from the CLI subprocesses). SEMISTYLEGAN_TEST_DEVICE=cuda leaves it visible, so every test that
+# trains on the default device trains on the GPU, and skips the tests marked cpu_only
+# (bench/gpu_check.sh).
+TEST_DEVICE = os.environ.get("SEMISTYLEGAN_TEST_DEVICE", "cpu")
+if TEST_DEVICE != "cuda":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import torch  # noqa: E402
 
@@ -17,3 +24,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "cache"
     monkeypatch.setenv("SEMISTYLEGAN_CACHE", str(cache))
 
+
+
+def pytest_report_header(config):
+    return f"semistylegan test device: {TEST_DEVICE} (CUDA available: {torch.cuda.is_available()})"
+
+
+def pytest_collection_modifyitems(config, items):
+    if TEST_DEVICE != "cuda":
+        return
+    skip = pytest.mark.skip(reason="cpu_only: needs the CPU's bit-exact results (SEMISTYLEGAN_TEST_DEVICE=cuda)")
+    for item in items:
+        if "cpu_only" in item.keywords:
+            item.add_marker(skip)

@@ -10,6 +10,8 @@ from semistylegan.checkpoint import list_snapshots, load_snapshot
 from semistylegan.config import TrainConfig
 from semistylegan.train import Trainer
 
+pytestmark = pytest.mark.cpu_only  # two gloo CPU processes, compared bit for bit
+
 
 def _train(run_dir, nproc, extra=()):
     args = ["-m", "semistylegan", "train", "--preset", "tiny", "--kimg", "0.064", "--r1-interval", "2",

@@ -143,7 +143,10 @@ class TrainConfig:
     # Speed.
     device: str = opt("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     channels_last: bool = opt(False, "channels_last memory format")
-    bf16: bool = opt(False, "bfloat16 autocast (CPU and GPU)")
+    bf16: bool = opt(False, "mixed precision: bfloat16 autocast (CPU, and GPUs that have it; float16 with a "
+                            "gradient scaler on older GPUs)")
+    compile: bool = opt(False, "torch.compile the training networks; for GPUs (on a CPU it measured no faster, "
+                               "after 100 s of compiling: BENCHMARKS.md)")
     deterministic: bool = opt(True, "torch.use_deterministic_algorithms on CPU")
 
     # ------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["init", "rank", "world_size", "is_main", "barrier", "broadcast_module", "all_reduce_grads",
-           "all_reduce_mean", "local_slice", "shutdown", "launched_world_size", "check_batches_split"]
+           "all_reduce_mean", "all_reduce_mean_tensor", "local_slice", "shutdown", "launched_world_size",
+           "check_batches_split"]
 
 
 def init(device: str = "auto") -> torch.device:
@@ -91,6 +92,14 @@ def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str,
     dist.all_reduce(t)
     t /= world_size()
     return dict(zip(keys, t.tolist()))
+
+
+def all_reduce_mean_tensor(t: torch.Tensor) -> torch.Tensor:
+    """Mean of a tensor over ranks (the tensor itself in one process)."""
+    if not is_dist():
+        return t
+    dist.all_reduce(t)
+    return t.div_(world_size())
 
 
 def local_slice(global_n: int) -> slice:

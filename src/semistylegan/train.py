@@ -8,6 +8,10 @@ the method's c/z/MixUp draws) whose states are saved in each snapshot together w
 networks, EMA, optimiser states, step count and the labelled subset's fingerprint. The
 trajectory depends on none of --kimg, the snapshot/grid/metrics intervals or interruptions:
 a run stopped at step S and resumed reaches bit-identical weights at step 2S on CPU.
+
+The next batch is loaded in a background thread while a step runs (its draw is made in order
+and a snapshot saves the data generator from before it), and the logged statistics stay on the
+device until the log interval: a GPU is not stalled by the host once per step (pipeline.py).
 """
 from __future__ import annotations
 
@@ -22,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semistylegan import dist
+from semistylegan import dist, pipeline
 from semistylegan.checkpoint import (FORMAT, atomic_save, atomic_write_text, list_snapshots, newest_intact_snapshot,
                                      remove_stale_temp_files)
 from semistylegan.config import TrainConfig
 from semistylegan.data import LabeledSubset, make_dataset
-from semistylegan.data.dataset import ImageDataset, images_to_tensor, tensor_to_images
+from semistylegan.data.dataset import ImageDataset, tensor_to_images
 from semistylegan.errors import UserError
 from semistylegan.methods import Batch, Method, StepContext, build_method
 from semistylegan.viz import labeled_grid, save_png, traversal_codes
@@ -40,7 +44,11 @@ class TrainingDiverged(RuntimeError):
 
 
 # Steps in a row with non-finite gradient values (zeroed by StepContext.optimizer_step) after
-# which the run stops as diverged instead of carrying on with frozen or damaged weights.
+# which the run stops as diverged instead of carrying on with frozen or damaged weights. The
+# check runs when the loop reads the stats (each log interval, and before every grid, metrics
+# line and snapshot), over each step's recorded count: it names the step it happened at, and no
+# grid, metrics line or snapshot is written after that step; the run may take up to log_every
+# steps more before it stops.
 NONFINITE_PATIENCE = 8
 
 
@@ -56,7 +64,7 @@ class Trainer:
     """Holds everything of one run. `run()` trains until cfg.kimg; snapshots are resumable."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, dataset: ImageDataset | None = None,
-                 progress: bool = True):
+                 progress: bool = True, prefetch: bool = True):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -64,6 +72,7 @@ class Trainer:
         self.device = dist.init(cfg.device)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
+        pipeline.configure_backend(self.device)
         if dataset is None:
             dataset = make_dataset(cfg.dataset, cfg.resolution, cfg.data_path, **cfg.data_options)
         self.dataset = dataset
@@ -79,9 +88,18 @@ class Trainer:
         for net in self.nets.values():
             dist.broadcast_module(net)
         self.ema = {k: copy.deepcopy(self.nets[k]).eval().requires_grad_(False) for k in self.method.ema_networks}
+        if cfg.compile:  # after the EMA copies: those stay plain modules (evaluation only)
+            _check_compile_available()
+            for net in self.nets.values():
+                pipeline.compile_forward(net)
         self.optimizers = self.method.build_optimizers(self.nets)
+        bf16_supported = pipeline.cuda_bf16_supported() if self.device.type == "cuda" else True
+        self.autocast_dtype, need_scaler = pipeline.mixed_precision(self.device.type, cfg.bf16, bf16_supported)
+        self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.optimizers} if need_scaler else {}
         self.rng = np.random.default_rng([cfg.seed, 1])       # the method's draws
         self.data_rng = np.random.default_rng([cfg.seed, 2])  # dataset indices
+        self.prefetcher = pipeline.BatchPrefetcher(self.data_rng, self._draw_indices, self._load, enabled=prefetch)
+        self.stats_window = pipeline.StatsWindow(self.device)
         self.step = 0
         self.cur_nimg = 0
         self.last_stats: dict[str, float] = {}
@@ -101,11 +119,12 @@ class Trainer:
             "networks": {k: v.state_dict() for k, v in self.nets.items()},
             "ema": {k: v.state_dict() for k, v in self.ema.items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            **({"scalers": {k: v.state_dict() for k, v in self.scalers.items()}} if self.scalers else {}),
             "state": {
                 "step": self.step,
                 "cur_nimg": self.cur_nimg,
                 "rng": _rng_state(self.rng),
-                "data_rng": _rng_state(self.data_rng),
+                "data_rng": self.prefetcher.rng_state(),  # before the batch loaded ahead
                 "labeled_count": len(self.labeled),
                 "labeled_fingerprint": self.labeled.fingerprint(),
             },
@@ -123,12 +142,16 @@ class Trainer:
                 v.load_state_dict(snap["ema"][k])
             for k, v in self.optimizers.items():
                 v.load_state_dict(snap["optimizers"][k])
+            for k, v in self.scalers.items():
+                if k in snap.get("scalers", {}):
+                    v.load_state_dict(snap["scalers"][k])
         except (KeyError, RuntimeError, ValueError) as e:
             raise UserError(f"{source}: networks do not match this configuration "
                             f"({str(e).splitlines()[0][:120]})") from None
         self.step = int(state["step"])
         self.cur_nimg = int(state["cur_nimg"])
         _set_rng_state(self.rng, state["rng"])
+        self.prefetcher.discard()
         _set_rng_state(self.data_rng, state["data_rng"])
         self.last_stats = dict(snap.get("stats", {}))
 
@@ -164,45 +187,74 @@ class Trainer:
             old.unlink(missing_ok=True)
 
     # data ----------------------------------------------------------------------------------
-    def _batch(self) -> Batch:
+    def _draw_indices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """One step's dataset indices (global batch; every rank draws the same), in the calling thread."""
         cfg = self.cfg
         idx = self.data_rng.integers(len(self.dataset), size=cfg.batch)
-        real = images_to_tensor(self.dataset.images(idx[dist.local_slice(cfg.batch)]), self.device)
-        labeled = labeled_codes = labeled_mask = None
+        lidx = None
         if len(self.labeled) > 0 and self.method.uses_labels:
             lidx = self.labeled.indices[self.data_rng.integers(len(self.labeled), size=cfg.labeled_batch)]
-            lidx = lidx[dist.local_slice(cfg.labeled_batch)]
-            labeled = images_to_tensor(self.dataset.images(lidx), self.device)
-            codes = self.dataset.codes(lidx)
-            mask = ~np.isnan(codes)
-            labeled_codes = torch.from_numpy(np.nan_to_num(codes, nan=0.0)).to(self.device)
-            labeled_mask = torch.from_numpy(mask).to(self.device)
-        if cfg.channels_last:
-            real = real.to(memory_format=torch.channels_last)  # see StepContext.image
-        return Batch(real, labeled, labeled_codes, labeled_mask, cfg.batch, cfg.labeled_batch)
+        return idx, lidx
+
+    def _load(self, indices) -> pipeline.HostBatch:
+        """This rank's slice of a step's data, on the host (runs in the prefetch thread)."""
+        cfg = self.cfg
+        idx, lidx = indices
+        real = pipeline.load_images(self.dataset.images(idx[dist.local_slice(cfg.batch)]), self.device,
+                                    cfg.channels_last)
+        if lidx is None:
+            return pipeline.HostBatch(real, None, None, None)
+        lidx = lidx[dist.local_slice(cfg.labeled_batch)]
+        codes = self.dataset.codes(lidx)
+        mask = torch.from_numpy(~np.isnan(codes))
+        codes = torch.from_numpy(np.nan_to_num(codes, nan=0.0))
+        if self.device.type == "cuda":
+            codes, mask = codes.pin_memory(), mask.pin_memory()
+        labeled = pipeline.load_images(self.dataset.images(lidx), self.device, False)
+        return pipeline.HostBatch(real, labeled, codes, mask)
+
+    def _batch(self) -> Batch:
+        cfg = self.cfg
+        real, labeled, codes, mask = pipeline.to_device(self.prefetcher.next(), self.device, cfg.channels_last)
+        return Batch(real, labeled, codes, mask, cfg.batch, cfg.labeled_batch)
 
     # one step ------------------------------------------------------------------------------
-    def train_one_step(self) -> dict[str, float]:
+    def _step(self):
+        """One step; its stats go to `stats_window` unread."""
         cfg = self.cfg
         for net in self.nets.values():
             net.train()
         batch = self._batch()
-        ctx = StepContext(self.rng, self.device, self.optimizers, self.step, bf16=cfg.bf16,
-                          channels_last=cfg.channels_last)
+        ctx = StepContext(self.rng, self.device, self.optimizers, self.step, channels_last=cfg.channels_last,
+                          autocast_dtype=self.autocast_dtype, scalers=self.scalers)
         self.method.train_step(ctx, self.nets, batch)
         self.step += 1
         self.cur_nimg += cfg.batch
         self._update_ema()
-        stats = dist.all_reduce_mean(ctx.stats, self.device)
-        bad = [k for k, v in stats.items() if not math.isfinite(v)]
-        if bad:
-            raise TrainingDiverged(f"losses turned non-finite at step {self.step} ({', '.join(sorted(bad))})")
-        grads = {k: v for k, v in stats.items() if k.endswith("/nonfinite_grads") and v > 0}
-        self.nonfinite_streak = self.nonfinite_streak + 1 if grads else 0
-        if self.nonfinite_streak >= NONFINITE_PATIENCE:
-            raise TrainingDiverged(f"gradients held non-finite values for {self.nonfinite_streak} steps in a row "
-                                   f"at step {self.step} ({', '.join(sorted(grads))})")
-        return stats
+        self.stats_window.add(self.step, ctx.stats)
+
+    def read_stats(self) -> list[dict[str, float]]:
+        """The stats of the steps since the last read (each averaged over ranks), checked step by
+        step: TrainingDiverged names the first step whose losses turned non-finite, or at which
+        gradients had held non-finite values for NONFINITE_PATIENCE steps in a row."""
+        out = []
+        for step, stats in self.stats_window.read():
+            bad = [k for k, v in stats.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingDiverged(f"losses turned non-finite at step {step} ({', '.join(sorted(bad))})")
+            grads = {k: v for k, v in stats.items() if k.endswith("/nonfinite_grads") and v > 0}
+            self.nonfinite_streak = self.nonfinite_streak + 1 if grads else 0
+            if self.nonfinite_streak >= NONFINITE_PATIENCE:
+                raise TrainingDiverged(f"gradients held non-finite values for {self.nonfinite_streak} steps in a row "
+                                       f"at step {step} ({', '.join(sorted(grads))})")
+            out.append(stats)
+        return out
+
+    def train_one_step(self) -> dict[str, float]:
+        """One step with its stats read and checked at once (tests, tools; `run` reads them once
+        per log interval)."""
+        self._step()
+        return self.read_stats()[-1]
 
     def _update_ema(self):
         cfg = self.cfg
@@ -287,12 +339,22 @@ class Trainer:
         try:
             while self.cur_nimg < total:
                 before = self.cur_nimg
-                stats = self.train_one_step()
-                for k, v in stats.items():
-                    window.setdefault(k, []).append(v)
+                self._step()
                 if bar is not None:
                     bar.update(min(self.cur_nimg, total) - min(before, total))
-                if self.step % cfg.log_every == 0 or self.cur_nimg >= total:
+                done = self.cur_nimg >= total
+                log_due = self.step % cfg.log_every == 0 or done
+                grid_due = crossed(cfg.grid_kimg, before) or done
+                metrics_crossed = crossed(cfg.metrics_kimg, before) or done
+                snapshot_due = crossed(cfg.snapshot_kimg, before) or done
+                # Read (and check) the stats only when something is written: no picture, metric or
+                # snapshot of weights that turned non-finite since the last read. The same steps on
+                # every rank (the read is an all-reduce).
+                if log_due or grid_due or metrics_crossed or snapshot_due:
+                    for stats in self.read_stats():
+                        for k, v in stats.items():
+                            window.setdefault(k, []).append(v)
+                if log_due:
                     elapsed = max(time.time() - t0, 1e-9)
                     self.last_stats = {k: float(np.mean(v)) for k, v in window.items()}
                     window = {}
@@ -310,10 +372,9 @@ class Trainer:
                             bar.set_postfix({"img/s": f"{line['img_per_s']:.1f}",
                                              "D": f"{self.last_stats.get('D/gan', 0):.2f}",
                                              "G": f"{self.last_stats.get('G/gan', 0):.2f}"})
-                done = self.cur_nimg >= total
-                if crossed(cfg.grid_kimg, before) or done:
+                if grid_due:
                     self.write_grid(writer=writer)
-                if (crossed(cfg.metrics_kimg, before) or done) and main and self.method.has_encoder:
+                if metrics_crossed and main and self.method.has_encoder:
                     m = {"step": self.step, "kimg": self.cur_nimg / 1000, **self.quick_metrics()}
                     with open(self.run_dir / "metrics-train.jsonl", "a") as f:
                         f.write(json.dumps(m) + "\n")
@@ -322,11 +383,12 @@ class Trainer:
                             if isinstance(v, float) and k != "kimg":
                                 writer.add_scalar(f"metrics/{k}", v, self.cur_nimg)
                     result["metrics"] = m
-                if crossed(cfg.snapshot_kimg, before) or done:
+                if snapshot_due:
                     self.save_snapshot()
         except TrainingDiverged as e:
             result = {"status": "diverged", "message": str(e)}
         finally:
+            self.prefetcher.close()  # the data generator as if nothing was loaded ahead
             if bar is not None:
                 bar.close()
             if writer is not None:
@@ -358,6 +420,19 @@ def _truncate_log(path: Path, step: int):
         dropped = True
     if dropped:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _check_compile_available():
+    """--compile needs TorchDynamo on this Python, and on a CPU a C++ compiler for the kernels."""
+    import shutil
+
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise UserError("--compile: torch.compile does not support this Python version")
+    if not torch.cuda.is_available() and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++",
+                                                                              "clang++")):
+        raise UserError("--compile on a CPU needs a C++ compiler (g++ or clang++) on the PATH")
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,

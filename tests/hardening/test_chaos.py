@@ -8,6 +8,7 @@ import pytest
 from bench_modules import load_bench
 from semistylegan.data import make_dataset
 
+pytestmark = pytest.mark.cpu_only  # killed and resumed runs compared bit for bit
 
 
 def _bench():

@@ -12,6 +12,8 @@ from semistylegan.config import make_config
 from semistylegan.data import make_dataset
 from semistylegan.train import Trainer, train
 
+pytestmark = pytest.mark.cpu_only  # resumed runs compared bit for bit
+
 STEP_KIMG = 0.016  # one step of the tiny preset (batch 16)
 
 

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.cpu_only  # two gloo CPU processes
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)

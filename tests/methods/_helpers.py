@@ -34,4 +34,4 @@ def changed(module: torch.nn.Module, before: list[torch.Tensor]) -> bool:
 
 
 def all_finite(stats: dict) -> bool:
-    return bool(stats) and all(np.isfinite(v) for v in stats.values())
+    return bool(stats) and all(np.isfinite(float(v)) for v in stats.values())  # tensors or numbers

@@ -168,7 +168,7 @@ def test_train_step_updates_and_uses_fine_factors_only():
     ctx = StepContext(rng, torch.device("cpu"), opts, step=0)
     m.train_step(ctx, nets, Batch(real, labeled, codes, mask, n, nl))
     for name in ("D/gan", "D/sup", "D/sr", "D/r1", "G/gan", "G/unsup", "G/sr"):
-        assert name in ctx.stats and np.isfinite(ctx.stats[name]), name
+        assert name in ctx.stats and np.isfinite(ctx.values()[name]), name
     for k, v in nets.items():
         assert any(not torch.equal(a, b) for a, b in zip(before[k], v.parameters())), k
 

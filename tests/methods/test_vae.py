@@ -95,7 +95,7 @@ def test_factorvae_losses_reach_only_their_networks(monkeypatch):
         z = nets["vae"].encode(batch.real)
     m.after_vae_step(ctx, nets, batch, z)
     assert changed(nets["D"], d1) and not changed(nets["vae"], v1)
-    assert np.isfinite(ctx.stats["D/loss"]) and 0 <= ctx.stats["D/acc"] <= 1
+    assert np.isfinite(ctx.values()["D/loss"]) and 0 <= ctx.values()["D/acc"] <= 1
 
 
 def test_bad_options():

@@ -41,6 +41,7 @@ def _assert_same_state(a, b):
 @pytest.mark.parametrize("options", [{}, dict(encoder="separate", encoder_noise=0.5, code_head="classify",
                                               g_plain=True, g_beta1=0.9),
                                      dict(channels_last=True)])
+@pytest.mark.cpu_only  # bit for bit
 def test_resume_is_exact(tmp_path, options):
     common = dict(r1_interval=3, snapshot_kimg=100.0, grid_kimg=0.0, metrics_kimg=0.0, **options)
     steps = 6

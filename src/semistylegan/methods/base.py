@@ -39,15 +39,26 @@ class Batch:
 
 
 class StepContext:
+    """What the loop gives a method for one step: the random stream, the device, the optimisers,
+    the precision, and `stats`, where the step reports what it logs. Stats stay tensors on the
+    device (the loop reads them once per log interval, not once per value per step)."""
+
     def __init__(self, rng: np.random.Generator, device: torch.device, optimizers: dict, step: int,
-                 bf16: bool = False, channels_last: bool = False):
+                 bf16: bool = False, channels_last: bool = False, autocast_dtype: torch.dtype | None = None,
+                 scalers: dict | None = None):
         self.rng = rng
         self.device = device
         self.optimizers = optimizers
         self.step = step
-        self.bf16 = bf16
+        # bf16 alone: bfloat16 autocast; the loop passes the dtype it chose for the device
+        # (pipeline.mixed_precision) and, for float16, a GradScaler per optimiser.
+        self.autocast_dtype = autocast_dtype if autocast_dtype is not None else torch.bfloat16 if bf16 else None
+        self.bf16 = self.autocast_dtype is not None
+        self.scalers = scalers or {}
         self.channels_last = channels_last
-        self.stats: dict[str, float] = {}
+        # On a CPU reading a value costs nothing; on an accelerator it waits for the whole queue.
+        self.host_reads_are_free = device.type == "cpu"
+        self.stats: dict[str, torch.Tensor | float] = {}
 
     # random draws: global batch, then this rank's slice ----------------------------------
     def local(self, array: np.ndarray) -> torch.Tensor:
@@ -68,9 +79,9 @@ class StepContext:
 
     # optimisation ------------------------------------------------------------------------
     def autocast(self):
-        if not self.bf16:
+        if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def image(self, x: torch.Tensor) -> torch.Tensor:
         # `.to(memory_format=...)`, not `.contiguous(...)`: a 1-channel image is contiguous in both
@@ -81,28 +92,53 @@ class StepContext:
     def optimizer_step(self, name: str, loss: torch.Tensor, params: list[torch.Tensor]):
         """Backward, average gradients over ranks, step and clear the gradients. Non-finite
         gradient values are zeroed for this step and counted (stat `<name>/nonfinite_grads`);
-        the loop stops the run when they persist (train.NONFINITE_PATIENCE steps in a row)."""
+        the loop stops the run when they persist (train.NONFINITE_PATIENCE steps in a row, checked
+        from each step's count when the loop reads the stats). With float16 autocast a GradScaler
+        scales the loss instead; it skips the steps whose gradients overflowed and lowers its scale."""
         opt = self.optimizers[name]
+        scaler = self.scalers.get(name)
         for p in params:
             p.grad = None
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         dist.all_reduce_grads(params)
         grads = [p.grad for p in params if p.grad is not None]
-        if grads:
-            # One fused reduction and one sync per step; the values are only counted and zeroed
-            # when some norm is not finite (zeroing finite values would change nothing).
+        if scaler is not None:
+            scaler.step(opt)  # unscales; an overflow (expected while the scale settles) skips the step
+            scaler.update()
+        else:
+            if grads:
+                self.stats[f"{name}/nonfinite_grads"] = self._zero_nonfinite(grads)
+            opt.step()
+        for p in params:
+            p.grad = None
+
+    def _zero_nonfinite(self, grads: list[torch.Tensor]) -> torch.Tensor | float:
+        """Zero the non-finite gradient values; their count (a device tensor, or a number on a CPU)."""
+        if self.host_reads_are_free:
+            # One fused reduction per step; the values are only counted and zeroed when some norm
+            # is not finite (zeroing finite values would change nothing).
             bad = 0
             if not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
                 bad = int(sum((~torch.isfinite(g)).sum() for g in grads))
                 for g in grads:
                     torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
-            self.stats[f"{name}/nonfinite_grads"] = float(bad)
-        opt.step()
-        for p in params:
-            p.grad = None
+            return float(bad)
+        # On an accelerator, no host read: count and zero on the device every step, over one flat
+        # copy of the gradients (a handful of kernels, not a few per parameter tensor); the loop
+        # reads the count with the other stats.
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        bad = (~torch.isfinite(flat)).sum().float()
+        flat.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        torch._foreach_copy_(grads, [f.view(g.shape) for f, g in zip(flat.split([g.numel() for g in grads]), grads)])
+        return bad
 
     def report(self, name: str, value):
-        self.stats[name] = float(value.detach()) if torch.is_tensor(value) else float(value)
+        """Log `value` (a tensor stays on its device; the loop reads it at the log interval)."""
+        self.stats[name] = value.detach() if torch.is_tensor(value) else float(value)
+
+    def values(self) -> dict[str, float]:
+        """The stats as numbers (reads the device: for tests and tools, not the training loop)."""
+        return {k: float(v) for k, v in self.stats.items()}
 
 
 def set_requires_grad(module: nn.Module, flag: bool):
