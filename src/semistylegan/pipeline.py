@@ -71,22 +71,28 @@ def eager_forward():
 
 
 def compile_forward(module: torch.nn.Module) -> torch.nn.Module:
-    """Make `module(...)` run a torch.compile'd forward, in place (parameters, state_dict keys and
-    snapshots stay the same). Compiled graphs have no double backward, so a call whose input is a
-    leaf tensor that requires a gradient (the input of a gradient penalty such as R1), or a call
-    inside `eager_forward()`, runs the plain forward."""
-    plain = module.forward
+    """Make `module(...)` (and `module.heads(...)`, a discriminator's fused pass) run a
+    torch.compile'd version, in place (parameters, state_dict keys and snapshots stay the same).
+    Compiled graphs have no double backward, so a call whose input is a leaf tensor that requires a
+    gradient (the input of a gradient penalty such as R1), or a call inside `eager_forward()`, runs
+    the plain version."""
+    for name in ("forward", "heads"):
+        if hasattr(module, name):
+            setattr(module, name, _compiled_or_plain(getattr(module, name)))
+    return module
+
+
+def _compiled_or_plain(plain):
     compiled = torch.compile(plain, dynamic=False)
 
-    def forward(*args, **kwargs):
-        penalty_input = any(torch.is_tensor(a) and a.is_leaf and a.requires_grad
-                            for a in (*args, *kwargs.values()))
+    def run(*args, **kwargs):
+        tensors = [t for a in (*args, *kwargs.values()) for t in (a if isinstance(a, (list, tuple)) else [a])]
+        penalty_input = any(torch.is_tensor(t) and t.is_leaf and t.requires_grad for t in tensors)
         if penalty_input or getattr(_eager, "on", False):
             return plain(*args, **kwargs)
         return compiled(*args, **kwargs)
 
-    module.forward = forward
-    return module
+    return run
 
 
 # data ------------------------------------------------------------------------------------

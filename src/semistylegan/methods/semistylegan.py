@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from semistylegan import dist
+from semistylegan import dist, pipeline
 from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
 from semistylegan.nets import Discriminator, Generator
 from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits
@@ -296,7 +296,11 @@ class SemiStyleGAN(Method):
                 inputs.append((ctx.image(x_mix), False, True))
             outs = D.heads(*map(list, zip(*inputs)))
             (fake_logits, fake_pred), rest = outs[0], outs[1:]
-            real_logits = D.heads([real], [True], [False])[0][0] if do_r1 else rest.pop(0)[0]
+            if do_r1:  # differentiated twice: never through a compiled graph (--compile)
+                with pipeline.eager_forward():
+                    real_logits = D.heads([real], [True], [False])[0][0]
+            else:
+                real_logits = rest.pop(0)[0]
             # -L_GAN for D: softplus(D(G(c, z))) + softplus(-D(x))
             terms["gan"] = (1.0, F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean())  # eq (2)
             if w["gamma_E"] > 0:
