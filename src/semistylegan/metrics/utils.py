@@ -11,7 +11,9 @@ Everything here reproduces disentanglement_lib 1.5 (`evaluation/metrics/utils.py
   last: output classes 1..num_bins, the maximum lands in the last bin.
 - `discrete_mutual_info` / `discrete_entropy` = sklearn's `mutual_info_score` on every pair,
   in nats, with the same formula (terms below machine epsilon set to 0, total clipped at 0,
-  0 when either side has a single label) but vectorised over all (code, factor) pairs.
+  0 when either side has a single label) but vectorised over all (code, factor) pairs: one
+  bincount counts every contingency table, and each table's terms are summed in sklearn's
+  order with one np.sum, so the values are equal to the last bit (tests/metrics).
 - The sampling that replays dlib's random stream lives in `metrics.replay`.
 
 Encoding is postponed and batched, but in batches of `encode_batch_size` = 256 images by
