@@ -110,7 +110,7 @@ class BusyCore:
             raise SystemExit(f"the load process ended at once (exit status {self.proc.returncode})")
         where = f"pinned to cpu {cpu}, this process to cpus {sorted(os.sched_getaffinity(0))}" if cpu >= 0 else \
             "not pinned"
-        print(f"load: one busy process (numpy matmuls, 1 thread), {where}", flush=True)
+        print(f"load: one busy process (pid {self.proc.pid}; numpy matmuls, 1 thread), {where}", flush=True)
         return self
 
     def __exit__(self, *exc):
