@@ -144,3 +144,17 @@ def test_factor_vae_from_codes_equals_one_vote_at_a_time(d, batch):
     assert ours["train_accuracy"] == train[classifier, cols].sum() / train.sum()
     assert ours["eval_accuracy"] == test[classifier, cols].sum() / test.sum()
     assert ours["num_active_dims"] == d - 1
+
+
+@pytest.mark.parametrize("chunk,dense_cells", [(1, 1 << 22), (1 << 30, 1 << 22), (1 << 18, 0)])
+def test_mutual_info_chunked_and_sparse_paths_equal_sklearn(monkeypatch, chunk, dense_cells):
+    # one code dim per bincount, all at once, and the per-pair sparse tables for huge label sets
+    monkeypatch.setattr(utils, "_INDEX_CHUNK", chunk)
+    monkeypatch.setattr(utils, "_DENSE_CELLS", dense_cells)
+    rs = np.random.RandomState(4)
+    codes, factors = _codes("grid", 800, 6, rs), _factors(800, 4, rs)
+    codes[:, 1] = 0.25  # a single label
+    discrete = utils.histogram_discretize(codes, 20)
+    mi, entropy = utils.discrete_mutual_info_and_entropy(discrete, factors)
+    np.testing.assert_array_equal(mi, ref.discrete_mutual_info(discrete.T, factors.T))
+    np.testing.assert_array_equal(entropy, ref.discrete_entropy(factors.T))

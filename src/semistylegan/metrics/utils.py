@@ -222,7 +222,8 @@ def _term_sums(counts: np.ndarray, row_marginal: np.ndarray, col_marginal: np.nd
     return np.array([max(terms[a:b].sum(), 0.0) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
-_INDEX_CHUNK = 65536  # joint indices built at a time
+_INDEX_CHUNK = 1 << 18  # joint indices built at a time (2 MiB of int64: the bincount input stays in cache)
+_DENSE_CELLS = 1 << 22  # dense contingency tables up to this many cells in all (32 MiB)
 
 
 def _mi_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -262,7 +263,7 @@ def _mi_and_entropy(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     stride = int(b_off[-1]) * width  # cells per a column (its q tables)
     b_count_list = [np.bincount(b_lab[j], minlength=b_span[j]) for j in range(q)]
     entropy = _entropy_from_counts(b_count_list, n)
-    if p * stride > 1 << 26:  # too large for dense tables: one pair at a time, on occurring labels
+    if p * stride > _DENSE_CELLS:  # too large for dense tables: one pair at a time, on occurring labels
         return _mi_matrix_pairs(a_lab, b_lab), entropy
     a_row = a_lab + (np.arange(p, dtype=np.int64) * stride)[:, None]  # (p, N)
     b_row = (b_lab + b_off[:-1, None]) * width  # (q, N)
