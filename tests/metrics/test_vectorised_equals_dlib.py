@@ -65,6 +65,19 @@ def test_mig_equals_dlib_algorithm(n, d, k, kind, dtype):
     assert mig(codes, factors)["discrete_mig"] == ref.compute_mig(codes.T, factors.T)["discrete_mig"]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bin_correction_recovers_from_any_guess(dtype):
+    # the arithmetic guess is usually right or off by one; the correction must settle any guess
+    rs = np.random.RandomState(5)
+    codes = np.concatenate([_codes("grid", 400, 3, rs, dtype), _codes("gauss", 400, 3, rs, dtype)], axis=1)
+    xt = np.ascontiguousarray(codes.T)
+    lo, hi = xt.min(axis=1), xt.max(axis=1)
+    step = (hi - lo) / dtype(20)
+    for guess in (np.zeros(xt.shape, np.int64), np.full(xt.shape, 19), rs.randint(0, 20, size=xt.shape)):
+        settled = utils._settle_bins(xt, lo, step, guess.copy(), 20, np.empty_like(xt))
+        np.testing.assert_array_equal(settled + 1, ref.histogram_discretize(xt, 20))
+
+
 def test_tied_codes_give_a_zero_gap():
     rs = np.random.RandomState(1)
     factors = _factors(1000, 3, rs)

@@ -168,19 +168,48 @@ def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
     if not (step > 0).all() or not np.isfinite(step).all():
         return _histogram_discretize_columns(codes, num_bins)
     lo_c, step_c = lo[:, None], step[:, None]
-    guess = (xt - lo_c) / step_c
-    np.clip(guess, 0, num_bins - 1, out=guess)
-    k = guess.astype(np.int64)
-    # k = the largest edge index in 0..num_bins-1 with edge[k] <= x (edge[0] = min <= x)
-    while True:
-        down = (k.astype(dtype) * step_c + lo_c) > xt
-        k -= down
-        up = ((k + 1).astype(dtype) * step_c + lo_c <= xt) & (k + 1 < num_bins)
-        k += up
-        if not (down.any() or up.any()):
-            break
+    edge = xt - lo_c  # one float buffer for the guess and then the edges (fewer fresh pages per call)
+    edge /= step_c
+    np.clip(edge, 0, num_bins - 1, out=edge)
+    k = _settle_bins(xt, lo, step, edge.astype(np.int64), num_bins, edge)
     k += 1
     return k.T
+
+
+def _settle_bins(xt: np.ndarray, lo: np.ndarray, step: np.ndarray, k: np.ndarray, num_bins: int,
+                 scratch: np.ndarray) -> np.ndarray:
+    """Bin guesses k (d, N) in 0..num_bins-1 -> the largest k with edge[k] <= x, where
+    edge[k] = k * step + lo as linspace computes it (edge[0] = lo <= x). One check of every
+    guess against its two edges; the few that move are checked again until none moves.
+    `scratch` is a float buffer shaped like xt; k is updated in place and returned."""
+    dtype = xt.dtype.type
+    lo_c, step_c = lo[:, None], step[:, None]
+    np.copyto(scratch, k)
+    scratch *= step_c
+    scratch += lo_c
+    down = scratch > xt
+    np.copyto(scratch, k)
+    scratch += dtype(1)
+    scratch *= step_c
+    scratch += lo_c
+    up = scratch <= xt
+    up &= k < num_bins - 1
+    k += up
+    k -= down
+    moved = np.flatnonzero(down | up)
+    if moved.size:
+        rows = moved // xt.shape[1]
+        flat = k.reshape(-1)
+        km, xm, lm, sm = flat[moved], xt.reshape(-1)[moved], lo[rows], step[rows]
+        while True:
+            down = km.astype(dtype) * sm + lm > xm
+            km -= down
+            up = ((km + 1).astype(dtype) * sm + lm <= xm) & (km < num_bins - 1)
+            km += up
+            if not (down.any() or up.any()):
+                break
+        flat[moved] = km
+    return k
 
 
 def _dense_labels(labels: np.ndarray, limit: int):
@@ -194,13 +223,11 @@ def _dense_labels(labels: np.ndarray, limit: int):
         return out, span
     wide = np.ones(m, dtype=bool)
     if labels.dtype == bool or np.issubdtype(labels.dtype, np.integer):
-        ints = labels.astype(np.int64, copy=False)
-        lo = ints.min(axis=0)
-        span = ints.max(axis=0) - lo + 1
+        np.copyto(out, labels.T)  # (m, N): contiguous rows make the reductions below cheap
+        lo = out.min(axis=1)
+        span = out.max(axis=1) - lo + 1
         wide = span > limit
-        narrow = np.flatnonzero(~wide)
-        if narrow.size:
-            out[narrow] = (ints[:, narrow] - lo[narrow]).T
+        out -= np.where(wide, 0, lo)[:, None]
     for j in np.flatnonzero(wide):
         uniq, inverse = np.unique(labels[:, j], return_inverse=True)
         out[j] = inverse.reshape(-1)
