@@ -288,26 +288,30 @@ def _mi_and_entropy(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     width = int(a_span.max())  # every table gets this many columns (unused ones stay empty)
     b_off = np.concatenate([[0], np.cumsum(b_span)])  # first row of each b column's tables
     stride = int(b_off[-1]) * width  # cells per a column (its q tables)
-    b_count_list = [np.bincount(b_lab[j], minlength=b_span[j]) for j in range(q)]
-    entropy = _entropy_from_counts(b_count_list, n)
     if p * stride > _DENSE_CELLS:  # too large for dense tables: one pair at a time, on occurring labels
-        return _mi_matrix_pairs(a_lab, b_lab), entropy
-    a_row = a_lab + (np.arange(p, dtype=np.int64) * stride)[:, None]  # (p, N)
-    b_row = (b_lab + b_off[:-1, None]) * width  # (q, N)
+        counts = [np.bincount(b_lab[j], minlength=b_span[j]) for j in range(q)]
+        return _mi_matrix_pairs(a_lab, b_lab), _entropy_from_counts(counts, n)
+    a_lab += (np.arange(p, dtype=np.int64) * stride)[:, None]  # in place: a's cell offset in its tables
+    b_lab += b_off[:-1, None]
+    b_lab *= width  # b's row offset
     table = np.empty(p * stride, dtype=np.int64)
-    step = max(1, _INDEX_CHUNK // max(1, q * n))
+    step = max(1, min(p, _INDEX_CHUNK // max(1, q * n)))
+    index = np.empty((step, q, n), dtype=np.int64)  # one buffer for every chunk
     for i0 in range(0, p, step):
         i1 = min(p, i0 + step)
-        index = a_row[i0:i1, None, :] + b_row[None, :, :]
-        index -= i0 * stride
-        table[i0 * stride:i1 * stride] = np.bincount(index.ravel(), minlength=(i1 - i0) * stride)
+        chunk = index[:i1 - i0]
+        np.add(a_lab[i0:i1, None, :], b_lab[None, :, :], out=chunk)
+        chunk -= i0 * stride
+        table[i0 * stride:i1 * stride] = np.bincount(chunk.reshape(-1), minlength=(i1 - i0) * stride)
+    # the marginals are sums of the tables: a's label counts over the rows of b's first column,
+    # b's label counts over the columns of a's first column
+    tables = table.reshape(p, int(b_off[-1]), width)
+    a_counts = tables[:, :b_span[0], :].sum(axis=1)  # (p, width)
+    b_counts = tables[0].sum(axis=1)  # (sum of b's spans,)
+    entropy = _entropy_from_counts([b_counts[b_off[j]:b_off[j + 1]] for j in range(q)], n)
     cells = np.flatnonzero(table)
     i, rest = np.divmod(cells, stride)
     b_global, col = np.divmod(rest, width)  # b_global: row of the concatenated b labels
-    a_counts = np.zeros((p, width), dtype=np.int64)
-    for c in range(p):
-        a_counts[c, :a_span[c]] = np.bincount(a_lab[c], minlength=a_span[c])
-    b_counts = np.concatenate(b_count_list)
     table_starts = (np.arange(p)[:, None] * stride + b_off[None, :-1] * width).ravel()
     bounds = np.searchsorted(cells, np.append(table_starts, p * stride))
     out[:] = _term_sums(table[cells], b_counts[b_global], a_counts[i, col], n, bounds).reshape(p, q)
