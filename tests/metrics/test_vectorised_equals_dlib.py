@@ -171,3 +171,12 @@ def test_mutual_info_chunked_and_sparse_paths_equal_sklearn(monkeypatch, chunk, 
     mi, entropy = utils.discrete_mutual_info_and_entropy(discrete, factors)
     np.testing.assert_array_equal(mi, ref.discrete_mutual_info(discrete.T, factors.T))
     np.testing.assert_array_equal(entropy, ref.discrete_entropy(factors.T))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_in_place_group_variance_equals_np_var(dtype):
+    from semistylegan.metrics.factor_vae import _sample_variance_in_place
+
+    codes = (np.random.RandomState(6).normal(size=(64, 33, 7)) * 50).astype(dtype)
+    expected = [np.var(codes[:, g, :], axis=0, ddof=1) for g in range(33)]  # dlib: one (batch, d) block a vote
+    np.testing.assert_array_equal(_sample_variance_in_place(codes.copy()), np.stack(expected))
