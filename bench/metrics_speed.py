@@ -2,20 +2,30 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/metrics_speed.py            # everything
     OMP_NUM_THREADS=1 .venv/bin/python bench/metrics_speed.py --only mig,factor_vae
+    OMP_NUM_THREADS=1 .venv/bin/python bench/metrics_speed.py --only mig,factor_vae --load
 
-Needs disentanglement_lib for the comparisons (`pip install gin-config absl-py six &&
-pip install --no-deps disentanglement-lib==1.5`); without it only our timings are printed.
+The reference (`--reference`): disentanglement_lib itself when it is installed
+(`pip install gin-config absl-py six && pip install --no-deps disentanglement-lib==1.5`),
+otherwise tests/metrics/dlib_algorithms.py, a step-by-step re-implementation of dlib's MIG and
+FactorVAE algorithms (the other rows then time ours only). The output names the one used.
 Inputs: the synthetic dSprites-sized grid of semistylegan.metrics.synthetic (the same object
-is given to dlib and to us), and for the report procedural dSprites at 32x32 with a
-random-init CNN as the encoder and the renderer as the generator. Each timing is the median of
-`--repeats` runs; on a shared machine quote the ratios, measured in the same run.
+is given to the reference and to us), and for the report procedural dSprites at 32x32 with a
+random-init CNN as the encoder and the renderer as the generator.
+
+MIG and FactorVAE alternate (reference, ours) `--repeats` times after one untimed call of
+each; the speed-up is the median of the per-pair ratios (their range in the note), so both
+see the same load drift. `--load` starts one busy process (single-threaded numpy matmuls) for
+the whole run and, where the CPU affinity can be set, pins it to the last core and this
+process to the others: a machine whose other core is busy.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -26,7 +36,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "metrics"))
 
-from semistylegan.metrics import dci, factor_vae_score, mig, synthetic  # noqa: E402
+from semistylegan.metrics import dci, factor_vae_score, mig, replay, synthetic  # noqa: E402
 
 
 def timed(fn, repeats):
@@ -38,20 +48,104 @@ def timed(fn, repeats):
     return out, statistics.median(times)
 
 
-def load_dlib():
-    try:
-        import dlib_shim
-        from disentanglement_lib.evaluation.metrics import dci as d_dci
-        from disentanglement_lib.evaluation.metrics import factor_vae as d_fvae
-        from disentanglement_lib.evaluation.metrics import mig as d_mig
-    except ImportError as e:
-        print(f"disentanglement_lib not available ({e}); timing ours only")
-        return None
-    dlib_shim.bind_study_defaults()
-    import gin
+def load_reference(which: str):
+    """{"name", "mig", "fvae", "dci"}: dlib's modules, or the re-implementation (no DCI)."""
+    if which in ("auto", "dlib"):
+        try:
+            import dlib_shim
+            from disentanglement_lib.evaluation.metrics import dci as d_dci
+            from disentanglement_lib.evaluation.metrics import factor_vae as d_fvae
+            from disentanglement_lib.evaluation.metrics import mig as d_mig
+        except ImportError as e:
+            if which == "dlib":
+                raise SystemExit(f"disentanglement_lib is not importable ({e})")
+            print(f"disentanglement_lib not available ({e}); the reference is tests/metrics/dlib_algorithms.py")
+        else:
+            dlib_shim.bind_study_defaults()
+            import gin
 
-    gin.parse_config(["prune_dims.threshold = 0.05"])
-    return {"mig": d_mig, "fvae": d_fvae, "dci": d_dci}
+            gin.parse_config(["prune_dims.threshold = 0.05"])
+            return {"name": "disentanglement_lib 1.5", "mig": d_mig._compute_mig, "dci": d_dci._compute_dci,
+                    "fvae": d_fvae.compute_factor_vae}
+    import dlib_algorithms
+
+    return {"name": "dlib's algorithm re-implemented (tests/metrics/dlib_algorithms.py)", "dci": None,
+            "mig": dlib_algorithms.compute_mig,
+            "fvae": lambda *a, **kw: dlib_algorithms.compute_factor_vae(*a, prune_threshold=0.05, **kw)}
+
+
+LOAD_SCRIPT = """
+import os, sys
+import numpy as np
+cpu = int(sys.argv[1])
+if cpu >= 0:
+    os.sched_setaffinity(0, {cpu})
+a = np.random.RandomState(0).normal(size=(256, 256))
+b = a.copy()
+parent = os.getppid()
+while os.getppid() == parent:  # ends with the benchmark, even if it is killed
+    for _ in range(20):
+        b = a @ b
+        b /= np.abs(b).max()
+"""
+
+
+class BusyCore:
+    """One single-threaded busy process for the duration of a `with` block (the `--load` flag)."""
+
+    def __enter__(self):
+        self.own_affinity = None
+        cpu = -1
+        if hasattr(os, "sched_getaffinity"):
+            cpus = sorted(os.sched_getaffinity(0))
+            if len(cpus) >= 2:
+                cpu = cpus[-1]
+                self.own_affinity = set(cpus)
+                os.sched_setaffinity(0, set(cpus[:-1]))
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.proc = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(cpu)], env=env)
+        self.start = time.perf_counter()
+        time.sleep(1.0)  # let it reach full speed
+        if self.proc.poll() is not None:
+            raise SystemExit(f"the load process ended at once (exit status {self.proc.returncode})")
+        where = f"pinned to cpu {cpu}, this process to cpus {sorted(os.sched_getaffinity(0))}" if cpu >= 0 else \
+            "not pinned"
+        print(f"load: one busy process (pid {self.proc.pid}; numpy matmuls, 1 thread), {where}", flush=True)
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.start
+        self.proc.terminate()
+        self.proc.wait()
+        if self.own_affinity:
+            os.sched_setaffinity(0, self.own_affinity)
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        print(f"load: the busy process used {cpu.ru_utime + cpu.ru_stime:.1f} s of CPU in {wall:.1f} s", flush=True)
+
+
+def alternate(reference, ours, repeats):
+    """One untimed call of each, then `repeats` pairs (reference, ours); returns both outputs and times."""
+    ref_out, our_out = reference(), ours()
+    t_ref, t_ours = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ref_out = reference()
+        t_ref.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        our_out = ours()
+        t_ours.append(time.perf_counter() - t)
+    return ref_out, our_out, t_ref, t_ours
+
+
+def paired_row(name, t_ref, t_ours, same, note):
+    """A row whose speed-up is the median of the per-pair ratios (range in the note)."""
+    ratios = [a / b for a, b in zip(t_ref, t_ours)]
+    ref_t, ours_t = statistics.median(t_ref), statistics.median(t_ours)
+    speedup = statistics.median(ratios)
+    print(f"| {name} | {ref_t:.4f} | {ours_t:.4f} | {speedup:.1f}x | {same} | {note}; pairs {min(ratios):.1f}-"
+          f"{max(ratios):.1f}x over {len(ratios)} |", flush=True)
+    return {"name": name, "dlib_s": ref_t, "ours_s": ours_t, "speedup": speedup, "pair_ratios": ratios,
+            "dlib_times": t_ref, "ours_times": t_ours, "same": same, "note": note}
 
 
 def row(name, ours_t, dlib_t, same, note=""):
@@ -65,36 +159,43 @@ def row(name, ours_t, dlib_t, same, note=""):
 def bench_mig(d, repeats):
     ytr, _ = synthetic.fixed_split(10000, 0)
     codes = synthetic.representation("nuisance")(ytr)  # 10 code dims
-    ours, t_ours = timed(lambda: mig(codes, ytr), repeats)
-    dlib_t, same = None, "-"
-    if d:
-        ref, dlib_t = timed(lambda: d["mig"]._compute_mig(codes.T, ytr.T), repeats)
-        same = f"|diff| = {abs(ref['discrete_mig'] - ours['discrete_mig']):.1e}"
-    return row("MIG, N=10,000, 10 codes (fixed arrays)", t_ours, dlib_t, same, f"MIG {ours['discrete_mig']:.6f}")
+    if not d:
+        ours, t = timed(lambda: mig(codes, ytr), repeats)
+        return row("MIG, N=10,000, 10 codes (fixed arrays)", t, None, "-", f"MIG {ours['discrete_mig']:.6f}")
+    ref, ours, t_ref, t_ours = alternate(lambda: d["mig"](codes.T, ytr.T), lambda: mig(codes, ytr), repeats)
+    same = f"|diff| = {abs(ref['discrete_mig'] - ours['discrete_mig']):.1e}"
+    return paired_row("MIG, N=10,000, 10 codes (fixed arrays)", t_ref, t_ours, same,
+                      f"MIG {ours['discrete_mig']:.6f}")
 
 
 def bench_factor_vae(d, repeats):
-    """Ours and dlib alternate (ours, dlib, ours, dlib, ...) so that both see the same load
-    drift on a shared machine; the note gives the range of the per-pair ratios."""
     grid = synthetic.SyntheticCodeGrid()
     rep = synthetic.representation("rotated")
     rep(grid.sample_factors(2, np.random.RandomState(0)))  # builds the encoder's cached tables, for both
     kw = dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000)
-    t_ours, t_dlib, ours, ref = [], [], None, None
-    for _ in range(repeats):
-        ours, t = timed(lambda: factor_vae_score(grid, rep, seed=0), 1)
-        t_ours.append(t)
-        if d:
-            ref, t = timed(lambda: d["fvae"].compute_factor_vae(grid, rep, np.random.RandomState(0), **kw), 1)
-            t_dlib.append(t)
-    dlib_t, same, pairs = None, "-", ""
-    if d:
-        dlib_t = statistics.median(t_dlib)
-        same = str(ref["eval_accuracy"] == ours["eval_accuracy"] and ref["train_accuracy"] == ours["train_accuracy"])
-        ratios = [b / a for a, b in zip(t_ours, t_dlib)]
-        pairs = f", pairs {min(ratios):.1f}-{max(ratios):.1f}x"
-    return row("FactorVAE, dlib defaults (10,000/5,000 x 64 + 10,000), synthetic grid", statistics.median(t_ours),
-               dlib_t, same, f"eval {ours['eval_accuracy']:.4f}{pairs}")
+    # two floors of ours: the encoder alone on the rows that ours encodes, in the same chunks, and
+    # the replay of dlib's random stream alone (the same draws, numpy's legacy randint)
+    rows = grid.sample_factors(10000 + 15000 * 64, np.random.RandomState(1))
+    _, t_encoder = timed(lambda: [rep(rows[s:s + 8192]) for s in range(0, len(rows), 8192)], 3)
+
+    def replay_only():
+        stream = replay.FactorStream(grid, rep, np.random.RandomState(0))
+        stream.sample_factors(kw["num_variance_estimate"])
+        for num in (kw["num_train"], kw["num_eval"]):
+            for _ in stream.replay_group_chunks(num, 1, kw["batch_size"], stream.chunk_images // kw["batch_size"]):
+                pass
+
+    _, t_replay = timed(replay_only, 3)
+    floors = f"encoder alone {t_encoder:.3f} s, stream replay alone {t_replay:.3f} s"
+    name = "FactorVAE, dlib defaults (10,000/5,000 x 64 + 10,000), synthetic grid"
+    if not d:
+        ours, t = timed(lambda: factor_vae_score(grid, rep, seed=0), repeats)
+        return row(name, t, None, "-", f"eval {ours['eval_accuracy']:.4f}; ours: {floors}")
+    ref, ours, t_ref, t_ours = alternate(lambda: d["fvae"](grid, rep, np.random.RandomState(0), **kw),
+                                         lambda: factor_vae_score(grid, rep, seed=0), repeats)
+    same = str(ref["eval_accuracy"] == ours["eval_accuracy"] and ref["train_accuracy"] == ours["train_accuracy"])
+    return paired_row(name, t_ref, t_ours, same,
+                      f"eval {ours['eval_accuracy']:.4f}; ours: {floors}")
 
 
 class SmallCNN(torch.nn.Module):
@@ -132,7 +233,7 @@ def bench_factor_vae_images(d, repeats):
     ours, t_ours = timed(lambda: factor_vae_score(ds, enc, seed=0, **kw), 1)
     dlib_t, same = None, "-"
     if d:
-        ref, dlib_t = timed(lambda: d["fvae"].compute_factor_vae(ds, enc, np.random.RandomState(0), **kw), 1)
+        ref, dlib_t = timed(lambda: d["fvae"](ds, enc, np.random.RandomState(0), **kw), 1)
         same = str(ref["eval_accuracy"] == ours["eval_accuracy"] and ref["train_accuracy"] == ours["train_accuracy"])
     return row("FactorVAE, dSprites 32x32 images + random CNN (500/250 x 64 + 5,000)", t_ours, dlib_t, same,
                f"eval {ours['eval_accuracy']:.4f}")
@@ -144,8 +245,8 @@ def bench_dci(d, n_train, n_test):
     mtr, mte = rep(ytr), rep(yte)
     ours, t_ours = timed(lambda: dci(mtr, ytr, mte, yte, seed=0), 1)
     dlib_t, same = None, "-"
-    if d:
-        ref, dlib_t = timed(lambda: d["dci"]._compute_dci(mtr.T, ytr.T, mte.T, yte.T), 1)
+    if d and d["dci"]:
+        ref, dlib_t = timed(lambda: d["dci"](mtr.T, ytr.T, mte.T, yte.T), 1)
         same = f"max |diff| = {max(abs(ref[k] - ours[k]) for k in ref):.1e} (dlib unseeded)"
     return row(f"DCI {n_train}/{n_test}, 5 dSprites factors, noisy codes", t_ours, dlib_t, same,
                f"D {ours['disentanglement']:.4f}, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores")
@@ -181,34 +282,51 @@ def bench_report(num_samples):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="mig,factor_vae,factor_vae_images,dci,report")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=9, help="timed (reference, ours) pairs per row")
+    ap.add_argument("--reference", choices=("auto", "dlib", "port"), default="auto",
+                    help="disentanglement_lib when importable (auto), required (dlib), or the re-implementation")
+    ap.add_argument("--load", action="store_true", help="keep one other core busy for the whole run")
     ap.add_argument("--dci", default="1000,500", help="DCI train,test sizes")
     ap.add_argument("--report-samples", type=int, default=10000)
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     warnings.filterwarnings("ignore")
     parts = args.only.split(",")
-    d = load_dlib()
+    d = load_reference(args.reference)
+    print(f"reference: {d['name']}")
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
-    print("| what | dlib (s) | ours (s) | speed-up | same result | note |")
-    print("|---|---|---|---|---|---|")
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, cores {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
-    if "mig" in parts:
-        rows.append(bench_mig(d, args.repeats))
-    if "factor_vae" in parts:
-        rows.append(bench_factor_vae(d, args.repeats))
-    if "factor_vae_images" in parts:
-        rows.append(bench_factor_vae_images(d, args.repeats))
-    if "dci" in parts:
-        a, b = (int(v) for v in args.dci.split(","))
-        rows.append(bench_dci(d, a, b))
-    if "report" in parts:
-        rows.append(bench_report(args.report_samples))
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    with BusyCore() if args.load else _NoLoad():
+        print("| what | reference (s) | ours (s) | speed-up | same result | note |")
+        print("|---|---|---|---|---|---|")
+        if "mig" in parts:
+            rows.append(bench_mig(d, args.repeats))
+        if "factor_vae" in parts:
+            rows.append(bench_factor_vae(d, args.repeats))
+        if "factor_vae_images" in parts:
+            rows.append(bench_factor_vae_images(d, args.repeats))
+        if "dci" in parts:
+            a, b = (int(v) for v in args.dci.split(","))
+            rows.append(bench_dci(d, a, b))
+        if "report" in parts:
+            rows.append(bench_report(args.report_samples))
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"reference": d["name"], "load": args.load, "rows": rows}, f, indent=1)
+
+
+class _NoLoad:
+    def __enter__(self):
+        print("load: none started")
+        return self
+
+    def __exit__(self, *exc):
+        return None
 
 
 if __name__ == "__main__":

@@ -97,6 +97,20 @@ def _finite(codes: np.ndarray) -> np.ndarray:
     return codes
 
 
+def _sample_variance_in_place(codes: np.ndarray) -> np.ndarray:
+    """np.var(codes, axis=0, ddof=1) by np.var's own steps (sum, divide, subtract, square, sum,
+    divide), hence the same floats, but overwriting `codes` instead of allocating its copy."""
+    if codes.dtype not in (np.float32, np.float64):
+        return np.var(codes, axis=0, ddof=1)
+    mean = np.add.reduce(codes, axis=0, keepdims=True)
+    np.true_divide(mean, codes.shape[0], out=mean)
+    codes -= mean
+    np.multiply(codes, codes, out=codes)
+    variance = np.add.reduce(codes, axis=0)
+    np.true_divide(variance, codes.shape[0] - 1, out=variance)
+    return variance
+
+
 def _sampled_votes(stream: replay.FactorStream, num_points: int, batch_size: int, global_var, active,
                    chunk_groups: int):
     k_total = stream.dataset.num_factors
@@ -114,7 +128,7 @@ def _sampled_votes(stream: replay.FactorStream, num_points: int, batch_size: int
             rows = np.arange(n)
             f[:, rows, ks] = f[0, rows, ks]
             codes = _finite(stream.encode([("factors", f.reshape(-1, k_total))])).reshape(batch_size, n, -1)
-            local = np.var(codes, axis=0, ddof=1)
+            local = _sample_variance_in_place(codes)
             winners.append(active_idx[np.argmin(local[:, active_idx] / active_var, axis=1)])
             ks_parts.append(ks)
         if ks_parts:

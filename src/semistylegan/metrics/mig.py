@@ -19,8 +19,7 @@ def mig_per_factor(codes, factors, num_bins: int = 20) -> np.ndarray:
     """MIG of each factor: (K,) array. Same checks as `mig`."""
     codes, factors = utils.check_pair(codes, factors)
     discrete = utils.histogram_discretize(codes, num_bins)
-    m = utils.discrete_mutual_info(discrete, factors)  # (d, K)
-    entropy = utils.discrete_entropy(factors)
+    m, entropy = utils.discrete_mutual_info_and_entropy(discrete, factors)  # (d, K), (K,)
     top2 = -np.sort(-m, axis=0)[:2]
     return (top2[0] - top2[1]) / entropy
 

