@@ -53,7 +53,7 @@ ONNX_OPSET = 18
 class _PassW(nn.Module):
     """Stands in for G's mapping network: returns its first input, the already truncated w."""
 
-    def forward(self, c, z, truncation_psi=1.0, update_w_avg=False):
+    def forward(self, c, z, truncation_psi=1.0, update_w_avg=False, w_avg_rows=None):
         return c
 
 

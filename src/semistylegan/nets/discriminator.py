@@ -20,7 +20,7 @@ from semistylegan.nets.generator import channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear, MinibatchStd
 
 __all__ = ["Discriminator", "SeparateEncoderDiscriminator", "split_code_logits", "decode_code_logits", "concat_batches",
-           "select_batches", "split_per_batch"]
+           "select_batches", "split_per_batch", "split_rows"]
 
 
 def code_layout(code_classes, num_factors: int):
@@ -52,12 +52,19 @@ def concat_batches(images: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(images) if len(images) > 1 else images[0]
 
 
+def split_rows(x: torch.Tensor, images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`x` (rows of the concatenated `images`) split back into one chunk per batch."""
+    return [x] if len(images) == 1 else list(x.split([int(img.shape[0]) for img in images]))
+
+
 def select_batches(chunks, wanted: list[bool]) -> list[torch.Tensor]:
     return [c for c, w in zip(chunks, wanted) if w]
 
 
 def split_per_batch(images, want_logits, logits, want_codes, codes):
     """Splits the outputs of the batches that asked for a head back into one entry per batch."""
+    if len(images) == 1:  # nothing to split (and no batch size read: export keeps it dynamic)
+        return [(logits if want_logits[0] else None, codes if want_codes[0] else None)]
     sizes = [int(img.shape[0]) for img in images]
     logit_parts = iter(logits.split(select_batches(sizes, want_logits)) if logits is not None else ())
     code_parts = iter(codes.split(select_batches(sizes, want_codes)) if codes is not None else ())
@@ -142,11 +149,11 @@ class Discriminator(nn.Module):
         result equals that of a pass over its batch alone; one pass over the concatenation makes
         larger, faster convolutions than several small ones."""
         x = concat_batches(images)
-        if x.device.type == "cpu" and x.shape[0] > CPU_PASS_ROWS:
+        if len(images) > 1 and x.device.type == "cpu" and x.shape[0] > CPU_PASS_ROWS:
             x = torch.cat([self.blocks_forward(part)[0] for part in x.split(CPU_PASS_ROWS)])
         else:
             x = self.blocks_forward(x)[0]
-        chunks = x.split([int(img.shape[0]) for img in images])
+        chunks = split_rows(x, images)
         want_codes = [w and self.code_head is not None for w in want_codes]
         logits = codes = None
         if any(want_logits):

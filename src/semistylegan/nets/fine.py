@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from semistylegan.nets.discriminator import (Discriminator, code_layout, concat_batches, select_batches,
-                                              split_per_batch)
+                                              split_per_batch, split_rows)
 from semistylegan.nets.generator import MappingNetwork, SynthesisNetwork, channels_for
 from semistylegan.nets.layers import EqualConv2d, EqualLinear
 
@@ -137,17 +137,17 @@ class FineDiscriminator(Discriminator):
         """Discriminator.heads with the fine code head at head_resolution: one pass down to the
         head over every batch, then the rest of the trunk over the batches that want logits."""
         x = self.trunk_to_head(concat_batches(images))
-        chunks = x.split([int(img.shape[0]) for img in images])
+        chunks = split_rows(x, images)
         codes = logits = None
         if any(want_codes):
             codes = self.fine_head(concat_batches(select_batches(chunks, want_codes)).flatten(1))
         if any(want_logits):
-            x = concat_batches(select_batches(chunks, want_logits))
-            sizes = [int(c.shape[0]) for c in select_batches(chunks, want_logits)]
+            kept = select_batches(chunks, want_logits)
+            x = concat_batches(kept)
             for res_key, block in self.blocks.items():
                 if int(res_key) <= self.head_resolution:
                     x = block(x)
-            logits = self.out(self.epilogue(list(x.split(sizes)), True)).squeeze(1)
+            logits = self.out(self.epilogue(split_rows(x, kept), True)).squeeze(1)
         return split_per_batch(images, want_logits, logits, want_codes, codes)
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
