@@ -37,3 +37,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cpu_only" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def nan_g_gradients():
+    """`wrap(train_step, poisoned=lambda step: True)`: a method's train_step whose G gets NaN
+    gradients (on its first parameter) on the steps `poisoned` says."""
+    def wrap(real_step, poisoned=lambda step: True):
+        def step(ctx, nets, batch):
+            if not poisoned(ctx.step):
+                return real_step(ctx, nets, batch)
+            handle = next(nets["G"].parameters()).register_hook(lambda g: torch.full_like(g, float("nan")))
+            try:
+                return real_step(ctx, nets, batch)
+            finally:
+                handle.remove()
+        return step
+    return wrap

@@ -88,22 +88,13 @@ def test_stats_are_read_once_per_log_interval_and_equal_the_per_step_means(tmp_p
             assert value == pytest.approx(np.mean([w[key] for w in window if key in w]), rel=1e-12, abs=0), key
 
 
-def test_nonfinite_gradients_stop_a_run_between_log_lines_at_the_step_they_reach_patience(tmp_path, dataset):
+def test_nonfinite_gradients_stop_a_run_between_log_lines_at_the_step_they_reach_patience(tmp_path, dataset,
+                                                                                          nan_g_gradients):
     """Stats read every 5 steps and before the snapshot of step 7: the streak is counted step by step
     at each read, so the read at step 10 stops the run naming step 8, as a per-step check would."""
     trainer = Trainer(_cfg(12, log_every=5, snapshot_kimg=7 * STEP_KIMG), tmp_path / "run", dataset=dataset,
                       progress=False)
-    real_step = trainer.method.train_step
-
-    def poisoned(ctx, nets, batch):
-        p = next(nets["G"].parameters())
-        handle = p.register_hook(lambda g: torch.full_like(g, float("nan")))
-        try:
-            return real_step(ctx, nets, batch)
-        finally:
-            handle.remove()
-
-    trainer.method.train_step = poisoned
+    trainer.method.train_step = nan_g_gradients(trainer.method.train_step)
     result = trainer.run()
     assert result == {"status": "diverged", "message": "gradients held non-finite values for 8 steps in a row "
                                                        "at step 8 (G/nonfinite_grads)"}

@@ -34,26 +34,14 @@ def test_ema_update_formula(tmp_path, ema_rampup, cur_nimg, beta):
     assert torch.equal(ema.mapping.w_avg, G.mapping.w_avg)
 
 
-def test_persistent_nonfinite_gradients_stop_the_run(tmp_path):
+def test_persistent_nonfinite_gradients_stop_the_run(tmp_path, nan_g_gradients):
     """A step whose G gradient holds NaN is counted (G/nonfinite_grads); a clean step resets the
     streak; NONFINITE_PATIENCE poisoned steps in a row raise TrainingDiverged."""
     patience = train_module.NONFINITE_PATIENCE
     assert patience == 8
     trainer = Trainer(make_config("tiny", kimg=1.0, grid_kimg=0.0), tmp_path / "run", progress=False)
-    real_step = trainer.method.train_step
     poisoned = {0, 1, 2} | set(range(4, 4 + patience))  # step 3 is clean
-
-    def step(ctx, nets, batch):
-        if ctx.step not in poisoned:
-            return real_step(ctx, nets, batch)
-        p = next(nets["G"].parameters())
-        handle = p.register_hook(lambda g: torch.full_like(g, float("nan")))
-        try:
-            return real_step(ctx, nets, batch)
-        finally:
-            handle.remove()
-
-    trainer.method.train_step = step
+    trainer.method.train_step = nan_g_gradients(trainer.method.train_step, poisoned.__contains__)
     numel = next(trainer.nets["G"].parameters()).numel()
     for s in range(3 + patience):  # steps 0 .. 10: 3 poisoned, 1 clean, 7 poisoned
         stats = trainer.train_one_step()
