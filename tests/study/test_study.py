@@ -167,6 +167,12 @@ def test_generator_metrics_and_realism_plot(tmp_path):
     for m in ("mig", "factor_score", "l2", "mig_gen", "l2_gen", "ofid"):
         assert m in r and r[m] == r[m], m
     assert 0 <= r["mig_gen"] <= 1 and r["l2_gen"] >= 0 and r["ofid"] >= 0
+    # the headline is the lowest MIG-gen / highest L2-gen over the two readers
+    readers = r["readers"]
+    assert set(readers) == {"cnn", "pixel-mlp"}
+    assert r["mig_gen"] == min(v["mig_gen"] for v in readers.values())
+    assert r["l2_gen"] == max(v["l2_gen"] for v in readers.values())
+    assert readers["cnn"]["l2_gen"] != readers["pixel-mlp"]["l2_gen"]  # two readers, two readings
     assert (out / "fig_realism.png").stat().st_size > 1000 and (out / "fig_eta.png").exists()
     assert "| without smoothness term | 1 |" in (out / "results.md").read_text()
 

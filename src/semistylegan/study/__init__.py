@@ -29,7 +29,9 @@ records every (re)start.
 
 Evaluation (`evaluate_cell`): encoder MIG and Factor score (disentanglement_lib semantics,
 sample counts from [metrics]), L2 for methods whose codes are the factor codes, and for
-generators with identified codes MIG-gen and L2-gen read by the oracle encoder; "ofid" is a
+conditional generators MIG-gen (and, with identified codes, L2-gen) read by the two model-based
+readers, the CNN oracle and the pixel MLP: the lowest MIG-gen and the highest L2-gen over them,
+each reader's own under "readers" (docs/method.md, "Generator metrics"); "ofid" is a
 Frechet distance between oracle-encoder features of real and generated images (a realism
 proxy that needs no Inception weights; not comparable with published FIDs).
 """

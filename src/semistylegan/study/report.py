@@ -90,8 +90,9 @@ def summarise(study: Study, rows: list[dict], out: Path) -> dict:
             lines.append(f"| {row_name} | {g['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["Metrics: MIG and Factor score of the encoder (disentanglement_lib semantics); L2 = mean ||E(x) - c||_2 "
-              "on real images (identified codes only); MIG-gen / L2-gen read generated images with the oracle "
-              "encoder; oracle FID = Frechet distance of oracle-encoder features (not Inception FID).",
+              "on real images (identified codes only); MIG-gen / L2-gen read generated images with two readers "
+              "(CNN oracle, pixel MLP): the lowest MIG-gen, the highest L2-gen; oracle FID = Frechet distance of "
+              "oracle-encoder features (not Inception FID).",
               f"Evaluation sample sizes: {json.dumps(study.metrics)}.", ""]
     plots = plot_study(groups, out)
     written.update(plots)

@@ -63,23 +63,38 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
             notes.append(f"factor_score: {e}")
         if identified:
             out["l2"] = float(l2_from_dataset(dataset, encode, num_samples=n, seed=seed)["l2"])
-    want_gen = method.has_generator and metrics["gen"] and identified
+    # MIG-gen needs codes the generator is conditioned on (Info-StyleGAN's too); L2-gen needs codes
+    # identified with the factors.
+    want_gen = method.has_generator and metrics["gen"] and method.conditional_generator
     want_fid = method.has_generator and metrics["fid"] and method.prior_samples
     if want_gen or want_fid:
         from semistylegan.metrics.oracle import get_oracle
+        from semistylegan.metrics.readers import default_readers
 
         oracle = get_oracle(dataset, train_steps=int(metrics["oracle_steps"]))
         generate = generator_fn(method, nets, device)
         rs = np.random.RandomState(seed + 777)
         fs = dataset.factor_space
         if want_gen:
+            # Read by both model-based readers; the headline is the lowest MIG-gen and the highest
+            # L2-gen over them (docs/method.md, "Generator metrics").
+            readers = default_readers(dataset, oracle=oracle,
+                                      pixel_options={"train_steps": int(metrics["oracle_steps"])})
             ng = int(metrics["gen_samples"])
             classes = fs.sample_classes(ng, rs)
             codes = fs.classes_to_code(classes).astype(np.float32)
-            read = oracle.encode(generate(codes, seed=seed + 778))
+            images = generate(codes, seed=seed + 778)
             varied = [k for k in range(K) if len(np.unique(classes[:, k])) > 1]
-            out["mig_gen"] = float(M.mig(read, classes[:, varied])["discrete_mig"])
-            out["l2_gen"] = float(np.sqrt(((read - codes) ** 2).sum(axis=1)).mean())
+            per_reader = {}
+            for name, reader in readers.items():
+                read = reader.encode(images)
+                per_reader[name] = {"mig_gen": float(M.mig(read, classes[:, varied])["discrete_mig"])}
+                if identified:
+                    per_reader[name]["l2_gen"] = float(np.sqrt(((read - codes) ** 2).sum(axis=1)).mean())
+            out["readers"] = per_reader
+            out["mig_gen"] = min(r["mig_gen"] for r in per_reader.values())
+            if identified:
+                out["l2_gen"] = max(r["l2_gen"] for r in per_reader.values())
         if want_fid:
             nf = int(metrics["fid_samples"])
             classes = fs.sample_classes(nf, rs)
