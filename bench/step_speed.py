@@ -1,5 +1,5 @@
 """Images/s of training-step variants measured side by side in one run, on a CPU or a GPU: the
-full Semi-StyleGAN step against the plain GAN step (gamma = alpha = 0), each with or without
+full Semi-StyleGAN step against the plain GAN step (gamma = beta = alpha = 0), each with or without
 torch.compile (--compile).
 
     OMP_NUM_THREADS=1 python bench/step_speed.py --preset dsprites-cpu32 --variants full,full+compile
@@ -50,7 +50,8 @@ class UpsampledDSprites(GroundTruthDataset):
 
 VARIANTS = {
     "full": {},                              # the preset's Semi-StyleGAN step
-    "plain": dict(gamma=0.0, alpha=0.0),     # the plain GAN step: no code, supervised or MixUp terms
+    # the plain GAN step: no code, supervised, MixUp or reconstruction terms (a StyleGAN2 step's work)
+    "plain": dict(gamma=0.0, alpha=0.0, beta=0.0, recon=0.0, recon_hard=0.0),
 }
 
 

@@ -11,10 +11,11 @@ lr 0.002, betas (0, 0.99), as StyleGAN2 trains, without style mixing or path-len
 regularisation (ours has neither).
 
 Ours, per preset: the plain GAN step (gamma = beta = alpha = 0, no reconstruction: the same work as
-NVIDIA's) and the preset's full step. The rounds alternate between every step kind and the dense-
-convolution peak of bench/train_speed.py, so a drifting shared CPU hits them alike; each kind's
-img/s is the median over rounds, and the ratios are taken against NVIDIA's plain step of the same
-rounds. Our steps run in the preset's memory format and precision unless --fp32 is given.
+NVIDIA's) and the preset's full step, built as bench/step_speed.py builds them. The rounds
+alternate between every step kind and the dense-convolution peak of bench/train_speed.py, so a
+drifting shared CPU hits them alike; each kind's img/s is the median over rounds, and the ratios
+are taken against NVIDIA's plain step of the same rounds. Our steps run in the preset's memory
+format and precision unless --precision says otherwise.
 """
 from __future__ import annotations
 
@@ -29,10 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from semistylegan.config import make_config
-from semistylegan.train import Trainer
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import step_speed  # noqa: E402
 from train_speed import DenseConvPeak  # noqa: E402
 
 
@@ -94,8 +93,13 @@ class NvidiaPlainStep:
 
 
 class OurStep:
-    def __init__(self, cfg, tmp: str):
-        self.trainer = Trainer(cfg, tmp, progress=False)
+    """A preset's step variant as bench/step_speed.py builds it ("full" or "plain")."""
+
+    def __init__(self, preset: str, variant: str, bf16: bool | None, run_dir: str):
+        options = argparse.Namespace(device="cpu", bf16=bf16, channels_last=None, resolution=None, batch=None,
+                                     warmup=0)
+        self.trainer, _ = step_speed.build(preset, variant, options, run_dir)
+        self.cfg = self.trainer.cfg
         self.params = sum(p.numel() for net in self.trainer.nets.values() for p in net.parameters())
 
     def train_one_step(self):
@@ -125,14 +129,11 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     for preset in args.presets.split(","):
-        fixed = dict(kimg=1e6, grid_kimg=0.0, snapshot_kimg=1e6, metrics_kimg=0.0, deterministic=False)
-        if args.precision != "preset":
-            fixed["bf16"] = args.precision == "bf16"
-        full_cfg = make_config(preset, **fixed)
-        plain_cfg = make_config(preset, **fixed, beta=0.0, alpha=0.0, gamma=0.0, recon=0.0, recon_hard=0.0)
+        bf16 = None if args.precision == "preset" else args.precision == "bf16"
         with tempfile.TemporaryDirectory() as tmp:
-            ours_full = OurStep(full_cfg, os.path.join(tmp, "full"))
-            ours_plain = OurStep(plain_cfg, os.path.join(tmp, "plain"))
+            ours_full = OurStep(preset, "full", bf16, os.path.join(tmp, "full"))
+            ours_plain = OurStep(preset, "plain", bf16, os.path.join(tmp, "plain"))
+            full_cfg = ours_full.cfg
             info = ours_full.trainer.dataset.info()
             nvidia = NvidiaPlainStep(args.nvidia, full_cfg, len(info["factors"]["sizes"]), int(info["channels"]))
             kinds = {"NVIDIA plain": nvidia, "ours plain": ours_plain, "ours full": ours_full}

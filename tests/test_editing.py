@@ -14,11 +14,13 @@ from semistylegan.errors import UserError
 FINE_FACTORS = ["--fine-factors", "orientation,scale"]
 
 
-def tiny_run(tmp_path_factory, method: str):
-    """A tiny trained run (dSprites 16x16, two steps), trained once per test session."""
-    path = tmp_path_factory.getbasetemp() / f"tiny-run-{method}"
+def tiny_run(tmp_path_factory, method: str, steps: int = 2):
+    """A tiny trained run (dSprites 16x16, `steps` steps of 16 images), trained once per test session
+    (the editing, viewer and projection tests share it)."""
+    path = tmp_path_factory.getbasetemp() / f"tiny-run-{method}-{steps}"
     if not list(path.glob("snapshot-*.pt")):
-        args = ["train", "--preset", "tiny", "--method", method, "--kimg", "0.032", "--out", str(path), "--no-progress"]
+        args = ["train", "--preset", "tiny", "--method", method, "--kimg", str(steps * 16 / 1000), "--out", str(path),
+                "--no-progress", "--metrics-samples", "100"]
         if method == "semi-fine":
             args += FINE_FACTORS
         assert main(args) == 0

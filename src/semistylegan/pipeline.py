@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from semistylegan import dist
+from semistylegan.data.dataset import images_to_tensor, uint8_to_float
 
 __all__ = ["mixed_precision", "configure_backend", "compile_forward", "eager_forward", "HostBatch", "BatchPrefetcher",
            "StatsWindow"]
@@ -110,17 +111,17 @@ class HostBatch:
 def load_images(images: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
     """uint8 (N, C, H, W) -> on a CPU the float tensor in [-1, 1]; for a GPU the uint8 tensor,
     pinned (a quarter of the bytes to copy; the conversion runs on the GPU in `device_images`)."""
-    t = torch.from_numpy(np.ascontiguousarray(images))
     if device.type == "cpu":
-        t = t.to(torch.float32).div_(127.5).sub_(1.0)
+        t = images_to_tensor(images)
         return t.to(memory_format=torch.channels_last) if channels_last else t
+    t = torch.from_numpy(np.ascontiguousarray(images))
     return t.pin_memory() if torch.cuda.is_available() else t
 
 
 def device_images(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     if t.device == device:
         return t
-    t = t.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
+    t = uint8_to_float(t.to(device, non_blocking=True))
     # `.to(memory_format=...)`, not `.contiguous(...)`: see StepContext.image.
     return t.to(memory_format=torch.channels_last) if channels_last else t
 

@@ -11,28 +11,17 @@ from semistylegan.data import LabeledSubset, make_dataset
 from semistylegan.editing import load_editor
 from semistylegan.errors import UserError
 from semistylegan.projection import load_latents, reconstruction_error, render_images
-
-
-def trained_run(tmp_path_factory, method: str, steps: int = 100):
-    """A tiny dSprites 16x16 run trained for `steps` steps of 16 images, once per test session."""
-    path = tmp_path_factory.getbasetemp() / f"project-tiny-{method}-{steps}"
-    if not list(path.glob("snapshot-*.pt")):
-        args = ["train", "--preset", "tiny", "--method", method, "--kimg", str(steps * 16 / 1000), "--out", str(path),
-                "--no-progress", "--metrics-samples", "100"]
-        if method == "semi-fine":
-            args += ["--fine-factors", "orientation,scale"]
-        assert main(args) == 0
-    return path
+from test_editing import tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 @pytest.fixture(scope="module")
 def semi_run(tmp_path_factory):
-    return trained_run(tmp_path_factory, "semi")
+    return tiny_run(tmp_path_factory, "semi", steps=100)
 
 
 @pytest.fixture(scope="module")
 def fine_run(tmp_path_factory):
-    return trained_run(tmp_path_factory, "semi-fine", steps=20)
+    return tiny_run(tmp_path_factory, "semi-fine", steps=20)
 
 
 def heldout_images(n=4, seed=0):

@@ -5,19 +5,10 @@ import io
 import numpy as np
 from PIL import Image
 
-from semistylegan.cli import main
 from semistylegan.editing import load_editor
 from semistylegan.projection import render_images
 from semistylegan.serve import ViewerApp
-
-
-def trained_run(tmp_path_factory, steps: int = 100):
-    """The tiny dSprites 16x16 semi run of tests/commands/test_project.py (same path: trained once)."""
-    path = tmp_path_factory.getbasetemp() / f"project-tiny-semi-{steps}"
-    if not list(path.glob("snapshot-*.pt")):
-        assert main(["train", "--preset", "tiny", "--method", "semi", "--kimg", str(steps * 16 / 1000), "--out",
-                     str(path), "--no-progress", "--metrics-samples", "100"]) == 0
-    return path
+from test_editing import tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -34,7 +25,7 @@ def _decoded(data_url: str) -> np.ndarray:
 def test_upload_projects_and_renders_keep_the_fitted_noise(tmp_path_factory):
     from semistylegan.data import make_dataset
 
-    editor = load_editor(trained_run(tmp_path_factory))
+    editor = load_editor(tiny_run(tmp_path_factory, "semi", steps=100))
     image = make_dataset("dsprites", 16).images(np.asarray([123457]))
     plain, projected = ViewerApp(editor), ViewerApp(editor, project_steps=20)
     up_plain, up_proj = plain.upload(_png(image[0])), projected.upload(_png(image[0]))

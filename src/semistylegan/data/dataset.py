@@ -22,7 +22,12 @@ __all__ = ["ImageDataset", "GroundTruthDataset", "LabeledSubset", "images_to_ten
 
 def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 tensor in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device=device, dtype=torch.float32).div_(127.5).sub_(1.0)
+    return uint8_to_float(torch.from_numpy(np.ascontiguousarray(images)).to(device=device))
+
+
+def uint8_to_float(t: torch.Tensor) -> torch.Tensor:
+    """uint8 image tensor (0..255) -> float32 in [-1, 1], on the tensor's device."""
+    return t.to(torch.float32).div_(127.5).sub_(1.0)
 
 
 def tensor_to_images(x: torch.Tensor) -> np.ndarray:

@@ -187,10 +187,10 @@ class SemiStyleGAN(Method):
         z = ctx.randn(n, self.z_dim)
         return codes, z
 
-    def _synthesize(self, ctx: StepContext, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor,
+    def _synthesize(self, ctx: StepContext, G, codes: torch.Tensor, z: torch.Tensor, source: torch.Tensor | None,
                     **kwargs) -> torch.Tensor:
-        """G(c, z) in a training step; `source` (real images, one per code) is for generators that
-        start from a real image (Semi-StyleGAN-fine) and unused here."""
+        """G(c, z) in a training step; `source` (real images, one per code; None unless the method's
+        `coarse_input`) is for generators that start from a real image (Semi-StyleGAN-fine)."""
         return G(codes, z, **kwargs)
 
     def _view_source(self, ctx: StepContext, source: torch.Tensor) -> torch.Tensor:
@@ -227,24 +227,26 @@ class SemiStyleGAN(Method):
         """One generator pass over every image the phase needs: the fakes G(c', z) from the
         prior, fresh MixUp partners, and G(c, z) for the labelled codes c of the reconstruction
         terms. Only the prior fakes move G's average w (`train`)."""
-        codes, z, sources = [draws.codes], [draws.z], [batch.real]
+        parts = [(draws.codes, draws.z, batch.real)]
         if draws.mix_z is not None:
-            codes.append(draws.mix_codes), z.append(draws.mix_z), sources.append(batch.labeled)
+            parts.append((draws.mix_codes, draws.mix_z, batch.labeled))
         if draws.recon_z is not None:
-            codes.append(self._label_targets(batch)[0]), z.append(draws.recon_z), sources.append(batch.labeled)
+            parts.append((self._label_targets(batch)[0], draws.recon_z, batch.labeled))
+        codes, z, sources = zip(*parts)
         sizes = [int(c.shape[0]) for c in codes]
-        sources = [self._view_source(ctx, s) for s in sources]
-        out = ctx.image(self._synthesize(ctx, G, torch.cat(codes), torch.cat(z), torch.cat(sources),
+        # only a generator that starts from a real image reads the sources
+        source = torch.cat([self._view_source(ctx, s) for s in sources]) if self.coarse_input else None
+        out = ctx.image(self._synthesize(ctx, G, torch.cat(codes), torch.cat(z), source,
                                          update_w_avg=train, w_avg_rows=sizes[0]))
-        parts = list(out.split(sizes))
-        images = StepImages(fake=parts.pop(0))
+        chunks = list(out.split(sizes))
+        images = StepImages(fake=chunks.pop(0))
         if draws.mix_z is not None:
-            images.partners, images.partner_codes = parts.pop(0), draws.mix_codes
+            images.partners, images.partner_codes = chunks.pop(0), draws.mix_codes
         elif draws.lam is not None:
             n = batch.labeled.shape[0]
             images.partners, images.partner_codes = images.fake[:n], draws.codes[:n]
         if draws.recon_z is not None:
-            images.recon = parts.pop(0)
+            images.recon = chunks.pop(0)
         return images
 
     def _mixup(self, batch: Batch, draws: StepDraws, images: StepImages) -> tuple[torch.Tensor, torch.Tensor]:

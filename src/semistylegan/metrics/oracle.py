@@ -69,10 +69,11 @@ FEATURE_DIM = 256
 OracleNet = ConvEncoder
 
 
-class Oracle:
-    """A trained oracle: `encode(images) -> codes`, `features(images) -> penultimate features`."""
+class TrainedReader:
+    """What the model-based readers (the CNN oracle, the pixel MLP) share: a network in eval mode,
+    its factor space and training metadata, and a state that the cache saves and restores."""
 
-    def __init__(self, net: OracleNet, factor_space: FactorSpace, meta: dict, num_threads: int | None = None):
+    def __init__(self, net: nn.Module, factor_space: FactorSpace, meta: dict, num_threads: int | None = None):
         self.num_threads = num_threads  # torch threads while reading images (None: torch's setting)
         self.net = net.eval()
         self.factor_space = factor_space
@@ -82,6 +83,29 @@ class Oracle:
     def info(self) -> dict:
         """Training configuration and held-out quality (l2, mig, accuracy per factor)."""
         return dict(self.meta)
+
+    @staticmethod
+    def build_net(meta: dict, space: FactorSpace) -> nn.Module:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        return {"state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()}, "meta": self.meta}
+
+    @classmethod
+    def from_state(cls, state: dict):
+        meta = state["meta"]
+        space = FactorSpace.from_dict(meta["factor_space"])
+        net = cls.build_net(meta, space)
+        net.load_state_dict(state["state_dict"])
+        return cls(net, space, meta)
+
+
+class Oracle(TrainedReader):
+    """A trained oracle: `encode(images) -> codes`, `features(images) -> penultimate features`."""
+
+    @staticmethod
+    def build_net(meta: dict, space: FactorSpace) -> nn.Module:
+        return OracleNet(meta["resolution"], meta["channels"], space.sizes)
 
     def _check(self, images) -> np.ndarray:
         images = np.asarray(images)
@@ -132,16 +156,6 @@ class Oracle:
         classes, feats = self._run(images, batch_size)
         return self.factor_space.classes_to_code(classes), feats
 
-    def state(self) -> dict:
-        return {"state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()}, "meta": self.meta}
-
-    @classmethod
-    def from_state(cls, state: dict) -> Oracle:
-        meta = state["meta"]
-        space = FactorSpace.from_dict(meta["factor_space"])
-        net = OracleNet(meta["resolution"], meta["channels"], space.sizes)
-        net.load_state_dict(state["state_dict"])
-        return cls(net, space, meta)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from semistylegan import progress
 from semistylegan.data.dataset import images_to_tensor
 from semistylegan.data.factors import FactorSpace
 from semistylegan.metrics.oracle import (
+    TrainedReader,
     _draw_indices,
     _evaluate,
     _threads,
@@ -194,20 +195,15 @@ def augment(x: torch.Tensor, generator: torch.Generator, blur_probability: float
     return x.clamp(-1.0, 1.0)
 
 
-class PixelOracle:
+class PixelOracle(TrainedReader):
     """A trained pixel MLP with the CNN oracle's reading interface (`read`, `predict_classes`, `encode`)."""
 
     kind = "pixel-mlp"
 
-    def __init__(self, net: PixelMLP, factor_space: FactorSpace, meta: dict, num_threads: int | None = None):
-        self.net = net.eval()
-        self.factor_space = factor_space
-        self.meta = meta
-        self.num_threads = num_threads
-
-    @property
-    def info(self) -> dict:
-        return dict(self.meta)
+    @staticmethod
+    def build_net(meta: dict, space: FactorSpace) -> nn.Module:
+        return PixelMLP(meta["resolution"], meta["channels"], space.sizes, space.names,
+                        centre=meta.get("centre", False))
 
     @torch.inference_mode()
     def read(self, images, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -233,16 +229,6 @@ class PixelOracle:
     def encode(self, images) -> np.ndarray:
         return self.factor_space.classes_to_code(self.predict_classes(images))
 
-    def state(self) -> dict:
-        return {"state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()}, "meta": self.meta}
-
-    @classmethod
-    def from_state(cls, state: dict) -> PixelOracle:
-        meta = state["meta"]
-        space = FactorSpace.from_dict(meta["factor_space"])
-        net = PixelMLP(meta["resolution"], meta["channels"], space.sizes, space.names, centre=meta.get("centre", False))
-        net.load_state_dict(state["state_dict"])
-        return cls(net, space, meta)
 
 
 def pixel_oracle_path(dataset, train_steps: int = PIXEL_DEFAULT_STEPS, seed: int = 0, cache_dir=None) -> Path:

@@ -124,6 +124,13 @@ def _agreement(a: np.ndarray, b: np.ndarray, names) -> dict:
     return dict(_per_factor(same.mean(axis=0), names), all_factors=float(same.all(axis=1).mean()))
 
 
+def _least_favourable(by_reader: dict, pick, metric: str, companions: tuple[str, ...]) -> dict:
+    """The `metric` of the reader `pick` (min or max) chooses, its companion statistics, and the
+    reader's name under `<metric>_reader`."""
+    worst = pick(by_reader, key=lambda n: by_reader[n][metric])
+    return {**{k: by_reader[worst][k] for k in (metric, *companions)}, f"{metric}_reader": worst}
+
+
 def generator_readings(
     generate,
     dataset,
@@ -201,24 +208,8 @@ def generator_readings(
         by_reader[name] = d
     # headline: the least favourable model-based reader
     if all("mig_gen" in d for d in by_reader.values()):
-        worst = min(by_reader, key=lambda n: by_reader[n]["mig_gen"])
-        out.update(
-            {
-                "mig_gen": by_reader[worst]["mig_gen"],
-                "mig_gen_std": by_reader[worst]["mig_gen_std"],
-                "mig_gen_per_factor": by_reader[worst]["mig_gen_per_factor"],
-                "mig_gen_reader": worst,
-            }
-        )
-    worst = max(by_reader, key=lambda n: by_reader[n]["l2_gen"])
-    out.update(
-        {
-            "l2_gen": by_reader[worst]["l2_gen"],
-            "l2_gen_std": by_reader[worst]["l2_gen_std"],
-            "l2_gen_mae_per_factor": by_reader[worst]["l2_gen_mae_per_factor"],
-            "l2_gen_reader": worst,
-        }
-    )
+        out.update(_least_favourable(by_reader, min, "mig_gen", ("mig_gen_std", "mig_gen_per_factor")))
+    out.update(_least_favourable(by_reader, max, "l2_gen", ("l2_gen_std", "l2_gen_mae_per_factor")))
 
     # ---- first repetition: real images of the same codes as the reference -------------------
     classes, images = first_classes, first_images
