@@ -338,6 +338,14 @@ PRESETS["shapes3d-fine"] = dict(dataset="shapes3d", resolution=64, method="semi-
 from semistylegan.methods.presets import PRESETS as _BASELINE_PRESETS  # noqa: E402
 
 PRESETS.update(_BASELINE_PRESETS)
+# Encoder-only / Encoder-only with MixUp with exactly dsprites-ctrl's E (architecture, head, input
+# noise, numerics, Adam) and its labelled batch, one labelled batch a step: at equal kimg it takes
+# as many steps as the Semi-StyleGAN run (the study compares them; a test checks it).
+_CTRL = PRESETS["dsprites-ctrl"]
+PRESETS["encoder-ctrl32"] = dict(
+    {k: _CTRL[k] for k in ("dataset", "resolution", "channel_base", "channel_max", "lr", "channels_last", "bf16",
+                           "encoder", "encoder_noise", "code_head", "labeled_batch", "kimg")},
+    batch=_CTRL["labeled_batch"], snapshot_kimg=10.0, grid_kimg=50.0, metrics_kimg=0.0, log_every=20)
 
 
 def make_config(preset: str | None = None, file_values: dict | None = None, **overrides) -> TrainConfig:

@@ -57,6 +57,9 @@ STUDY = textwrap.dedent("""\
     factor_train = 10
     factor_eval = 10
     factor_variance = 100
+    dci_train = 100
+    dci_test = 50
+    dci = false
     gen = false
     fid = false
 

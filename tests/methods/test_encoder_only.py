@@ -40,7 +40,7 @@ def test_real_batch_is_not_used():
 
 def test_mixup_between_labelled_pairs():
     cfg, m, nets, batch, ctx = setup("encoder-mixup")
-    x_mix, c_mix, m_mix = m.mix(ctx, batch)
+    x_mix, c_mix, m_mix, lam_used, partner_used = m.mix(ctx, batch)
     # replay the draws: lambda first, then the partner keys
     rng = np.random.default_rng(0)
     lam = rng.beta(cfg.mixup_xi, cfg.mixup_xi, size=16).astype(np.float32)
@@ -76,3 +76,24 @@ def test_quick_preset_matches_semistylegan_encoder():
     d = build_method(semi_cfg, info).build_networks()["D"]
     e = build_method(enc_cfg, info).build_networks()["E"]
     assert [(n, p.shape) for n, p in d.named_parameters()] == [(n, p.shape) for n, p in e.named_parameters()]
+
+
+def test_ctrl_encoder_is_semistylegans():
+    """encoder-ctrl32's E is dsprites-ctrl's: the same modules, Adam groups and, on one labelled
+    batch with the same weights and the same input noise, the same L_sup (classifier head)."""
+    _, semi, semi_nets, batch, semi_ctx = setup("semi", preset="dsprites-ctrl", alpha_E=0.0)
+    enc_cfg, enc, enc_nets, _, enc_ctx = setup("encoder-only", preset="encoder-ctrl32")
+    D, E = semi_nets["D"], enc_nets["E"]
+    assert type(D) is type(E) and E.noise == D.noise == 0.5 and enc_cfg.code_head == "classify"
+    assert [(n, p.shape) for n, p in D.named_parameters()] == [(n, p.shape) for n, p in E.named_parameters()]
+    for a, b in zip(semi_ctx.optimizers["D"].param_groups, enc_ctx.optimizers["E"].param_groups):
+        assert {k: a[k] for k in ("lr", "betas", "eps")} == {k: b[k] for k in ("lr", "betas", "eps")}
+    E.load_state_dict(D.state_dict())
+    D.reseed_noise(123, torch.device("cpu"))
+    E.reseed_noise(123, torch.device("cpu"))
+    sup_semi = semi.d_phase_terms(semi_ctx, semi_nets, batch, do_r1=False)["sup"][1]
+    sup_enc = enc.terms(enc_ctx, enc_nets, batch)["sup"][1]
+    assert torch.allclose(sup_semi, sup_enc, rtol=1e-5, atol=1e-6)
+    # the noise is read: another seed gives another loss
+    E.reseed_noise(124, torch.device("cpu"))
+    assert not torch.allclose(enc.terms(enc_ctx, enc_nets, batch)["sup"][1], sup_enc)

@@ -267,7 +267,7 @@ def test_plain_generator_keeps_its_function_and_optimiser_betas():
 
 @pytest.mark.parametrize("overrides,message", [
     (dict(code_head="softmax"), "--code-head must be one of regress, classify, got 'softmax'"),
-    (dict(code_head="classify", method="encoder-only"), "--method encoder-only does not use --code-head"),
+    (dict(g_plain=True, method="encoder-only"), "--method encoder-only does not use --g-plain"),
     (dict(g_beta1=1.0), r"--g-beta1 must be < 1.0, got 1"),
     (dict(encoder="both"), "--encoder must be one of shared, separate, got 'both'"),
     (dict(encoder_noise=0.5), "--encoder-noise needs --encoder separate"),

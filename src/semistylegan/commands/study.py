@@ -20,7 +20,8 @@ def add_parser(sub):
     a("--max-cells", type=int, default=None, help="stop after training this many cells (the rest stay for a rerun)")
     a("--retry-failed", action="store_true", help="rerun cells that diverged or failed")
     a("--gpus", default=None, help="comma-separated GPU ids: one worker process per GPU, cells spread over them")
-    a("--workers", type=int, default=None, help="CPU worker processes running cells side by side (default 1)")
+    a("--jobs", type=int, default=1, help="cells trained side by side on the CPU, each in its own process with "
+      "cores/jobs threads (2 cores: --jobs 2 finishes 1.5x the cells an hour of --jobs 1; BENCHMARKS.md)")
     a("--quiet", action="store_true", help="no progress lines or training bar on stderr")
     a("--worker", type=int, default=None, help=argparse.SUPPRESS)
     a("--num-workers", type=int, default=None, help=argparse.SUPPRESS)
@@ -37,6 +38,8 @@ def run(args) -> int:
         raise UserError(f"{out}: exists and is not a directory")
     if args.max_cells is not None and args.max_cells < 0:
         raise UserError("--max-cells must be >= 0")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     if args.dry_run:
         done = 0
         for c in st.cells:
@@ -58,7 +61,7 @@ def run(args) -> int:
         n = args.num_workers or 1
         if not 0 <= args.worker < n:
             raise UserError("--worker must be in [0, --num-workers)")
-        S.run_study(st, out, max_cells=args.max_cells, retry_failed=args.retry_failed, workers=n, worker=args.worker)
+        S.run_study(st, out, max_cells=args.max_cells, retry_failed=args.retry_failed, worker=args.worker)
         return 0
     if args.gpus is not None:
         import torch
@@ -67,13 +70,13 @@ def run(args) -> int:
         if not gpus:
             raise UserError("--gpus expects a list like 0,1,2,3")
         if not torch.cuda.is_available():
-            raise UserError("--gpus given but CUDA is not available here (use --workers N to run CPU workers)")
+            raise UserError("--gpus given but CUDA is not available here (--jobs N runs cells side by side on the CPU)")
         if any(not g.isdigit() or int(g) >= torch.cuda.device_count() for g in gpus):
             raise UserError(f"--gpus {args.gpus}: this machine has {torch.cuda.device_count()} GPU(s)")
         codes = S.run_parallel(path, st, out, gpus, args.retry_failed)
         return 0 if all(c == 0 for c in codes) else 1
-    if args.workers is not None and args.workers > 1:
-        codes = S.run_parallel(path, st, out, ["cpu"] * args.workers, args.retry_failed)
+    if args.jobs > 1:
+        codes = S.run_parallel(path, st, out, ["cpu"] * args.jobs, args.retry_failed)
         return 0 if all(c == 0 for c in codes) else 1
     rows = S.run_study(st, out, max_cells=args.max_cells, retry_failed=args.retry_failed)
     done = sum(r.get("status") == "done" for r in rows)

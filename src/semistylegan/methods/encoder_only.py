@@ -9,11 +9,13 @@ l ~ Beta(xi, xi), l' = max(l, 1 - l) (eq 5 with a labelled image in place of the
 and j is a random permutation of the labelled batch. Where factors are partly unknown, a mixed
 sample keeps only the factors known in both images.
 
-E is exactly Semi-StyleGAN's encoder (the code head on the discriminator trunk of
-`semistylegan.nets.Discriminator`, same widths from the config) and is optimised as
-Semi-StyleGAN optimises D/E (Adam, cfg.lr, betas 0/0.99), so the ablation compares losses, not
-architectures. The real/fake head exists but is never trained or used. Options: alpha
-(--alpha, default 1) weighs L_sr; mixup_xi (default 0.75) is xi.
+E is exactly Semi-StyleGAN's D/E module built from the same config fields: the code head on the
+discriminator trunk (the paper), or with `encoder = "separate"` the plain CNN E of its own that reads
+through `encoder_noise`; a regression head or, with `code_head = "classify"`, a classifier whose loss is
+the cross-entropy (and MixUp's mixed one-hot targets), as in Semi-StyleGAN. It is optimised by the same
+Adam (methods.semistylegan.d_optimizer), so the comparison is of losses, not architectures. The
+real/fake head exists but is never trained or used. Options: alpha (--alpha, default 1) weighs L_sr;
+mixup_xi (default 0.75) is xi.
 
 One step draws `labeled_batch` labelled images; set `batch` = `labeled_batch` (the presets
 `encoder-cpu32`, `encoder64` do) so that kimg counts labelled images shown.
@@ -24,8 +26,8 @@ import numpy as np
 import torch
 
 from semistylegan import dist
-from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss
-from semistylegan.nets import Discriminator
+from semistylegan.methods.base import Batch, Method, StepContext
+from semistylegan.methods.semistylegan import build_discriminator, code_loss, d_optimizer, mix_code_loss, with_encoder
 
 __all__ = ["EncoderOnly", "EncoderMixup", "labeled_pairs"]
 
@@ -43,28 +45,34 @@ class EncoderOnly(Method):
     uses_labels = True
     identified_codes = True
     mixup = False
+    fields = ("code_head", "encoder", "encoder_noise")
 
     def __init__(self, cfg, dataset_info: dict):
         super().__init__(cfg, dataset_info)
         self.channels = int(dataset_info["channels"])
 
     def build_networks(self):
-        cfg = self.cfg
-        return {"E": Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base,
-                                   cfg.channel_max, cfg.mbstd_group)}
+        D = build_discriminator(self.cfg, self.factor_sizes, self.channels)
+        return {"E": with_encoder(self.cfg, D, self.num_factors)}
 
     def build_optimizers(self, nets):
-        return {"E": torch.optim.Adam(nets["E"].parameters(), lr=self.cfg.lr, betas=(0.0, 0.99), eps=1e-8)}
+        return {"E": d_optimizer(self.cfg, nets["E"])}
+
+    def _head_sizes(self) -> list[int] | None:
+        return [int(m) for m in self.factor_sizes] if self.cfg.code_head == "classify" else None
 
     def terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
         E = nets["E"]
         if batch.labeled is None:
             raise RuntimeError("encoder-only training got no labelled batch")
-        sup = l2_norm_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask)  # eq (3)
+        sizes = self._head_sizes()
+        sup = code_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask, sizes)  # eq (3)
         out = {"sup": (1.0, sup)}
         if self.mixup and self.cfg.alpha > 0:
-            x_mix, c_mix, m_mix = self.mix(ctx, batch)
-            out["sr"] = (self.cfg.alpha, l2_norm_loss(E.encode(ctx.image(x_mix)), c_mix, m_mix))  # eq (6)
+            x_mix, c_mix, m_mix, lam, partner = self.mix(ctx, batch)
+            sr = mix_code_loss(E.encode(ctx.image(x_mix)), c_mix, lam, batch.labeled_codes,  # eq (6)
+                               batch.labeled_codes[partner], m_mix, sizes)
+            out["sr"] = (self.cfg.alpha, sr)
         return out
 
     def mix(self, ctx: StepContext, batch: Batch):
@@ -79,11 +87,13 @@ class EncoderOnly(Method):
         x_mix = lx * x + (1.0 - lx) * x[partner]  # eq (5)
         c_mix = lam[:, None] * c + (1.0 - lam[:, None]) * c[partner]  # eq (5)
         m_mix = m & m[partner] if m is not None else None
-        return x_mix, c_mix, m_mix
+        return x_mix, c_mix, m_mix, lam, partner
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         E = nets["E"]
         E.requires_grad_(True)
+        if getattr(E, "noise", 0) > 0:  # E's input noise, from the saved random stream (as Semi-StyleGAN)
+            E.reseed_noise(int(ctx.rng.integers(2**62)) + dist.rank(), ctx.device)
         with ctx.autocast():
             terms = self.terms(ctx, nets, batch)
         ctx.optimizer_step("E", sum(w * v for w, v in terms.values()), list(E.parameters()))
@@ -91,7 +101,7 @@ class EncoderOnly(Method):
             ctx.report(f"E/{name}", v)
 
     def encode(self, nets, images: torch.Tensor) -> torch.Tensor:
-        return nets["E"].encode(images)
+        return nets["E"].read_codes(images)
 
     def generate(self, nets, codes, z, truncation_psi: float = 1.0):
         raise NotImplementedError(f"{self.name} has no generator")
@@ -99,5 +109,5 @@ class EncoderOnly(Method):
 
 class EncoderMixup(EncoderOnly):
     name, display_name = "encoder-mixup", "Encoder-only with MixUp"
-    fields = ("alpha", "mixup_xi")
+    fields = EncoderOnly.fields + ("alpha", "mixup_xi")
     mixup = True

@@ -40,7 +40,8 @@ from semistylegan.nets import Discriminator, Generator
 from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits
 from semistylegan.nets.layers import store_at_runtime_scale
 
-__all__ = ["SemiStyleGAN", "InfoStyleGAN", "hard_pixel_count", "HARD_PIXEL_FRACTION"]
+__all__ = ["SemiStyleGAN", "InfoStyleGAN", "hard_pixel_count", "HARD_PIXEL_FRACTION", "build_discriminator",
+           "with_encoder", "d_optimizer", "code_loss", "code_cross_entropy", "mix_code_loss"]
 
 # The share of each image's pixels `recon_hard` averages (docs/negative-results.md: 2% was worse).
 HARD_PIXEL_FRACTION = 0.05
@@ -78,6 +79,74 @@ def hard_pixel_count(num_pixels: int) -> int:
     return max(1, round(num_pixels * HARD_PIXEL_FRACTION))
 
 
+def build_discriminator(cfg, factor_sizes, channels: int) -> Discriminator:
+    """D with its code head on the shared trunk: one output per factor (regression) or one per
+    value of each factor (`code_head = "classify"`)."""
+    classes = tuple(int(m) for m in factor_sizes) if cfg.code_head == "classify" else None
+    return Discriminator(len(factor_sizes), cfg.resolution, channels, cfg.channel_base, cfg.channel_max,
+                         cfg.mbstd_group, code_classes=classes)
+
+
+def with_encoder(cfg, D: nn.Module, num_codes: int) -> nn.Module:
+    """D as it is (E shares its trunk), or D beside a plain CNN E of its own (`encoder = "separate"`)."""
+    if cfg.encoder != "separate":
+        return D
+    return SeparateEncoderDiscriminator(D, cfg.resolution, D.img_channels, num_codes, D.code_classes,
+                                        cfg.encoder_noise)
+
+
+def d_optimizer(cfg, D: nn.Module) -> torch.optim.Optimizer:
+    """D/E's Adam. Lazy R1 is added to every r1_interval-th ordinary D step (its weight scaled by
+    the interval, see d_phase_terms), not run as an extra optimiser step, so D keeps the plain lr
+    and betas: StyleGAN2's lr/beta correction only applies to a separate R1 step. A separate E is
+    a plain CNN and has a group of its own with Adam's usual betas."""
+    d_group = {"lr": cfg.lr, "betas": D_BETAS}
+    if isinstance(D, SeparateEncoderDiscriminator):
+        groups = [{"params": list(D.D.parameters()), **d_group},
+                  {"params": list(D.E.parameters()), "lr": cfg.lr, "betas": (0.9, 0.999)}]
+    else:
+        groups = [{"params": list(D.parameters()), **d_group}]
+    return torch.optim.Adam(groups, eps=1e-8)
+
+
+def code_loss(out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None,
+              sizes: list[int] | None) -> torch.Tensor:
+    """||E(x) - c||_2 averaged over the batch (eqs 1, 3), or, with the classifier head (`sizes`,
+    the values of each factor), the cross-entropy of each factor's softmax against the value of c,
+    averaged over the known factors and the batch. Regression pulls a weak reader's outputs towards
+    the mean, so the code 1 of a real heart reads as 0.57 (docs/negative-results.md), and L_unsup's
+    target can only be met off the data; a classifier's target, the right value, is met by real images."""
+    if sizes is None:
+        return l2_norm_loss(out, codes, known)
+    return code_cross_entropy(out, codes, known, sizes).mean()
+
+
+def code_cross_entropy(out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None,
+                       sizes: list[int]) -> torch.Tensor:
+    """(N,) per-sample cross-entropy, mean over the known factors (0 when none is known)."""
+    denom = torch.tensor([max(m - 1, 1) for m in sizes], dtype=torch.float32, device=out.device)
+    classes = (codes.float() * denom).round().long()
+    classes = torch.minimum(classes.clamp_min(0), (denom.long())[None].expand_as(classes))
+    losses = torch.stack([F.cross_entropy(chunk, classes[:, k], reduction="none")
+                          for k, chunk in enumerate(split_code_logits(out.float(), sizes))], dim=1)
+    if known is None:
+        return losses.mean(dim=1)
+    known = known.float()
+    return (losses * known).sum(dim=1) / known.sum(dim=1).clamp_min(1.0)
+
+
+def mix_code_loss(out: torch.Tensor, c_mix: torch.Tensor, lam: torch.Tensor, codes_a: torch.Tensor,
+                  codes_b: torch.Tensor, known: torch.Tensor | None, sizes: list[int] | None) -> torch.Tensor:
+    """Eq (6) on x~ = l' x_a + (1 - l') x_b: ||E(x~) - c~|| or, for the classifier, the
+    cross-entropy against the mixed one-hot targets l' onehot(c_a) + (1 - l') onehot(c_b)
+    (MixUp's usual form), over the factors `known` (those of c_a; c_b counts where c_a is known)."""
+    if sizes is None:
+        return l2_norm_loss(out, c_mix, known)  # eq (6)
+    a = code_cross_entropy(out, codes_a, known, sizes)
+    b = code_cross_entropy(out, codes_b, known, sizes)
+    return (lam * a + (1.0 - lam) * b).mean()  # eq (6)
+
+
 class SemiStyleGAN(Method):
     name = "semi"
     display_name = "Semi-StyleGAN"
@@ -111,73 +180,32 @@ class SemiStyleGAN(Method):
         cfg = self.cfg
         G = Generator(self.num_factors, cfg.z_dim, cfg.w_dim, cfg.resolution, self.channels,
                       cfg.channel_base, cfg.channel_max, cfg.mapping_layers, cfg.mapping_lr_mul)
-        D = Discriminator(self.num_factors, cfg.resolution, self.channels, cfg.channel_base, cfg.channel_max,
-                          cfg.mbstd_group,
-                          code_classes=tuple(int(m) for m in self.factor_sizes) if self.classify else None)
+        D = build_discriminator(cfg, self.factor_sizes, self.channels)
         return self._finish_networks(G, D)
 
     def _finish_networks(self, G: nn.Module, D: nn.Module) -> dict[str, nn.Module]:
         """The options common to every generator/discriminator pair: plain G, separate E."""
-        cfg = self.cfg
-        if cfg.encoder == "separate":
-            D = SeparateEncoderDiscriminator(D, cfg.resolution, self.channels, len(self.code_sizes), D.code_classes,
-                                             cfg.encoder_noise)
-        return {"G": store_at_runtime_scale(G) if cfg.g_plain else G, "D": D}
+        return {"G": store_at_runtime_scale(G) if self.cfg.g_plain else G,
+                "D": with_encoder(self.cfg, D, len(self.code_sizes))}
 
     def build_optimizers(self, nets):
-        cfg = self.cfg
-        D = nets["D"]
-        # Lazy R1 is added to every r1_interval-th ordinary D step (its weight scaled by the
-        # interval, see d_phase_terms), not run as an extra optimiser step, so D's Adam keeps the
-        # plain lr and betas: StyleGAN2's lr/beta correction only applies to a separate R1 step.
-        d_group = {"lr": cfg.lr, "betas": D_BETAS}
-        if isinstance(D, SeparateEncoderDiscriminator):  # E in its own group: the plain CNN's Adam
-            groups = [{"params": list(D.D.parameters()), **d_group},
-                      {"params": list(D.E.parameters()), "lr": cfg.lr, "betas": (0.9, 0.999)}]
-        else:
-            groups = [{"params": list(D.parameters()), **d_group}]
-        return {
-            "G": self.g_optimizer(nets["G"]),
-            "D": torch.optim.Adam(groups, eps=1e-8),
-        }
+        return {"G": self.g_optimizer(nets["G"]), "D": d_optimizer(self.cfg, nets["D"])}
 
     def g_optimizer(self, G: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
         return torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
 
     # E's losses: L_sup, L_unsup, L_sr ---------------------------------------------------------
-    def _code_loss(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
-        """||E(x) - c||_2 averaged over the batch (eqs 1, 3), or, with the classifier head, the
-        cross-entropy of each factor's softmax against the value of c, averaged over the known
-        factors and the batch. Regression pulls a weak reader's outputs towards the mean, so the
-        code 1 of a real heart reads as 0.57 (docs/negative-results.md), and L_unsup's target can
-        only be met off the data; a classifier's target, the right value, is met by real images."""
-        if not self.classify:
-            return l2_norm_loss(out, codes, known)
-        return self._cross_entropy(out, codes, known).mean()
+    def _head_sizes(self) -> list[int] | None:
+        """The classifier's values per factor, None for the regression head."""
+        return [int(m) for m in self.code_sizes] if self.classify else None
 
-    def _cross_entropy(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
-        """(N,) per-sample cross-entropy, mean over the known factors (0 when none is known)."""
-        sizes = [int(m) for m in self.code_sizes]
-        denom = torch.tensor([max(m - 1, 1) for m in sizes], dtype=torch.float32, device=out.device)
-        classes = (codes.float() * denom).round().long()
-        classes = torch.minimum(classes.clamp_min(0), (denom.long())[None].expand_as(classes))
-        losses = torch.stack([F.cross_entropy(chunk, classes[:, k], reduction="none")
-                              for k, chunk in enumerate(split_code_logits(out.float(), sizes))], dim=1)
-        if known is None:
-            return losses.mean(dim=1)
-        known = known.float()
-        return (losses * known).sum(dim=1) / known.sum(dim=1).clamp_min(1.0)
+    def _code_loss(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        return code_loss(out, codes, known, self._head_sizes())
 
     def _mix_loss(self, out: torch.Tensor, c_mix: torch.Tensor, lam: torch.Tensor, labeled_codes: torch.Tensor,
                   fake_codes: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """Eq (6) on x~: ||E(x~) - c~|| or, for the classifier, the cross-entropy against the
-        mixed one-hot targets l' onehot(c) + (1 - l') onehot(c') (MixUp's usual form)."""
-        if not self.classify:
-            return l2_norm_loss(out, c_mix, known)  # eq (6)
-        a = self._cross_entropy(out, labeled_codes, known)
-        b = self._cross_entropy(out, fake_codes, known)  # the partner's code counts where c is known
-        return (lam * a + (1.0 - lam) * b).mean()  # eq (6)
+        return mix_code_loss(out, c_mix, lam, labeled_codes, fake_codes, known, self._head_sizes())
 
     # random inputs ----------------------------------------------------------------------
     def _draw_fakes(self, ctx: StepContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:

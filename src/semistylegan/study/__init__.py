@@ -40,9 +40,9 @@ from __future__ import annotations
 from semistylegan.study.parse import (METRIC_COLUMNS, METRIC_TITLES, Cell, Study, display_name, load_study,
                                       parse_study, takes_gamma, uses_labels)
 from semistylegan.study.report import aggregate, plot_study, summarise
-from semistylegan.study.run import (_frechet, _study_trainer_class, cell_dir, cell_result, evaluate_cell, partition,
-                                    run_cell, run_parallel, run_study)
+from semistylegan.study.run import (_frechet, _study_trainer_class, cell_dir, cell_result, claim, clear_claims,
+                                    evaluate_cell, run_cell, run_parallel, run_study)
 
 __all__ = ["Cell", "Study", "load_study", "parse_study", "run_study", "run_cell", "run_parallel", "evaluate_cell",
-           "summarise", "aggregate", "plot_study", "partition", "cell_dir", "cell_result", "display_name",
+           "summarise", "aggregate", "plot_study", "claim", "clear_claims", "cell_dir", "cell_result", "display_name",
            "uses_labels", "takes_gamma", "METRIC_COLUMNS", "METRIC_TITLES", "_frechet", "_study_trainer_class"]

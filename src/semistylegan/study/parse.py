@@ -40,8 +40,9 @@ def display_name(method: str) -> str:
         return method
 
 
-METRIC_COLUMNS = ("factor_score", "mig", "l2", "mig_gen", "l2_gen", "ofid")
-METRIC_TITLES = {"factor_score": "Factor score", "mig": "MIG", "l2": "L2", "mig_gen": "MIG-gen", "l2_gen": "L2-gen",
+METRIC_COLUMNS = ("factor_score", "mig", "l2", "dci", "mig_gen", "l2_gen", "ofid")
+METRIC_TITLES = {"factor_score": "Factor score", "mig": "MIG", "l2": "L2", "dci": "DCI D", "mig_gen": "MIG-gen",
+                 "l2_gen": "L2-gen",
                  "ofid": "oracle FID"}
 
 _TOP_KEYS = {"name", "description", "budget", "preset", "kimg", "dataset", "data_path", "resolution", "seeds", "eta",
@@ -49,7 +50,8 @@ _TOP_KEYS = {"name", "description", "budget", "preset", "kimg", "dataset", "data
 _GRID_KEYS = {"label", "methods", "eta", "gamma", "seeds", "preset", "kimg", "options"}
 _METHOD_KEYS = {"preset", "kimg", "options"}
 _METRIC_DEFAULTS = {"samples": 10000, "factor_train": 10000, "factor_eval": 5000, "factor_variance": 10000,
-                    "gen_samples": 10000, "oracle_steps": 3000, "fid_samples": 10000, "gen": True, "fid": True}
+                    "dci_train": 10000, "dci_test": 5000, "gen_samples": 10000, "oracle_steps": 3000,
+                    "fid_samples": 10000, "gen": True, "fid": True, "dci": True}
 # Config fields that a study sets through its own keys, not through `options`.
 _RESERVED_FIELDS = {"method", "labeled_fraction", "gamma", "seed", "preset", "kimg"}
 
@@ -317,7 +319,9 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
                             lines.line(*where, "options") if "options" in block else
                             (lines.line("methods", m, "options") if "options" in mb else None))
                 cells.setdefault(cell.cell_id, cell)
-    ordered = list(cells.values())
+    # Seed by seed: every row's first seed runs before any row's second, so a study stopped part way
+    # already has every row (stable: within a seed, the file's order).
+    ordered = sorted(cells.values(), key=lambda c: c.seed)
     for i, c in enumerate(ordered):
         c.index = i
 

@@ -17,7 +17,8 @@ from semistylegan.errors import UserError
 from semistylegan.study.parse import METRIC_COLUMNS, Cell, Study
 from semistylegan.study.report import summarise
 
-__all__ = ["evaluate_cell", "run_cell", "run_study", "run_parallel", "partition", "cell_dir", "cell_result"]
+__all__ = ["evaluate_cell", "run_cell", "run_study", "run_parallel", "claim", "clear_claims", "cell_dir", "cell_result",
+           "cpu_threads_per_worker"]
 
 # ---------------------------------------------------------------------------------------------
 # Evaluation of one trained cell.
@@ -63,6 +64,14 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
             notes.append(f"factor_score: {e}")
         if identified:
             out["l2"] = float(l2_from_dataset(dataset, encode, num_samples=n, seed=seed)["l2"])
+        if metrics["dci"]:
+            try:
+                d = M.dci_from_dataset(dataset, encode, seed=seed, num_train=int(metrics["dci_train"]),
+                                       num_test=int(metrics["dci_test"]),
+                                       n_jobs=None if torch.get_num_threads() > 1 else 1)  # one thread: no pool
+                out["dci"] = float(d["disentanglement"])
+            except ValueError as e:
+                notes.append(f"dci: {e}")
     # MIG-gen needs codes the generator is conditioned on (Info-StyleGAN's too); L2-gen needs codes
     # identified with the factors.
     want_gen = method.has_generator and metrics["gen"] and method.conditional_generator
@@ -204,24 +213,44 @@ def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = Fa
     return row
 
 
-def partition(cells: list[Cell], workers: int, worker: int) -> list[Cell]:
-    """The cells of one worker: every `workers`-th cell, starting at `worker`."""
-    return [c for c in cells if c.index % workers == worker]
+_CLAIM = ".claimed"
+
+
+def claim(out: Path, cell: Cell) -> bool:
+    """Take a cell for this worker process (False: another worker has it). Workers take the next
+    unclaimed cell, so none idles while cells are left; run_parallel clears the claims of a
+    stopped run before it starts its workers."""
+    d = cell_dir(out, cell)
+    d.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(d / _CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
+def clear_claims(out: Path):
+    for p in Path(out).glob(f"cells/*/{_CLAIM}"):
+        p.unlink(missing_ok=True)
 
 
 def run_study(study: Study, out: str | os.PathLike, max_cells: int | None = None, retry_failed: bool = False,
-              workers: int = 1, worker: int | None = None, log=print) -> list[dict]:
-    """Run the unfinished cells (of this worker), then write the summary. Returns the result rows."""
+              worker: int | None = None, log=print) -> list[dict]:
+    """Run the unfinished cells (a worker of run_parallel: those it claims), then write the summary.
+    Returns the result rows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = study.cells if worker is None else partition(study.cells, workers, worker)
     ran = 0
-    for cell in todo:
+    for cell in study.cells:
         res = cell_result(out, cell)
         if res is not None and (res.get("status") == "done" or not retry_failed):
             continue
         if max_cells is not None and ran >= max_cells:
             break
+        if worker is not None and not claim(out, cell):
+            continue
         try:
             run_cell(study, cell, out, log, show_bar=worker is None, worker=worker)
         except UserError:
@@ -240,14 +269,25 @@ def run_study(study: Study, out: str | os.PathLike, max_cells: int | None = None
     return rows
 
 
+def cpu_threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Threads of each of `workers` CPU worker processes: the usable cores shared out, at least one."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
+
+
 def run_parallel(study_path: Path, study: Study, out: Path, devices: list[str], retry_failed: bool, log=print):
     """One worker process per device (CUDA_VISIBLE_DEVICES set to it, or CPU workers when devices
     are 'cpu'), each running its share of the cells; then the summary."""
+    clear_claims(out)   # left by a stopped run; its cells resume from their snapshots
     procs = []
+    cpu_workers = sum(dev == "cpu" for dev in devices)
     for i, dev in enumerate(devices):
         env = dict(os.environ)
         if dev != "cpu":
             env["CUDA_VISIBLE_DEVICES"] = dev
+        elif "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, not each worker on all of them
+            env["OMP_NUM_THREADS"] = str(cpu_threads_per_worker(cpu_workers))
         cmd = [sys.executable, "-m", "semistylegan", "study", str(study_path), "--out", str(out),
                "--worker", str(i), "--num-workers", str(len(devices))]
         if retry_failed:
