@@ -229,3 +229,70 @@ def test_jobs_must_be_positive(tmp_path, capsys):
     assert main(["study", str(p), "--out", str(tmp_path / "o"), "--jobs", "0"]) == 2
     assert capsys.readouterr().err.strip().endswith("--jobs must be at least 1, got 0")
     assert not (tmp_path / "o").exists()
+
+
+CURVE_STUDY = textwrap.dedent("""\
+    preset = "tiny"
+    kimg = 0.048
+    seeds = [0, 1]
+    [metrics]
+    samples = 200
+    factor_train = 10
+    factor_eval = 10
+    factor_variance = 200
+    gen_samples = 200
+    oracle_steps = 10
+    fid = false
+    dci = false
+    [[grid]]
+    methods = ["semi"]
+    eta = [0.05]
+    seeds = [0]
+    options = {snapshot_kimg = 0.016, keep_snapshots = 10}
+    [[grid]]
+    methods = ["encoder-only"]
+    eta = [0.05]
+    """)
+
+
+def test_curve_reads_every_kept_snapshot(tmp_path, capsys):
+    p = _write(tmp_path, CURVE_STUDY)
+    st = S.load_study(p)
+    out = tmp_path / "out"
+    # before any cell kept snapshots: one line, exit 2, nothing written
+    assert main(["study", str(p), "--out", str(out), "--curve"]) == 2
+    assert "no cell with a conditional generator kept more than one snapshot" in capsys.readouterr().err
+    assert not (out / "curve.csv").exists()
+    S.run_study(st, out, log=lambda *a: None)
+    assert main(["study", str(p), "--out", str(out), "--curve", "--quiet"]) == 0
+    lines = (out / "curve.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert "mig_gen_cnn" in header and "mig_gen_pixel-mlp" in header
+    assert [float(r["kimg"]) for r in rows] == pytest.approx([0.016, 0.032, 0.048])
+    assert {r["cell"] for r in rows} == {"semi-eta0.05-g1-s0"}     # the encoder has no generator
+    # the last snapshot is the trained cell: the same reading as its result
+    semi = next(c for c in st.cells if c.method == "semi")
+    assert float(rows[-1]["mig_gen"]) == pytest.approx(S.cell_result(out, semi)["mig_gen"], abs=1e-9)
+    assert (out / "fig_curve.png").stat().st_size > 1000
+    assert "fig_curve.png" in (out / "results.md").read_text()
+    # a second call reads nothing again
+    cache = S.cell_dir(out, semi) / "curve.json"
+    mtime = cache.stat().st_mtime_ns
+    assert main(["study", str(p), "--out", str(out), "--curve", "--quiet"]) == 0
+    assert cache.stat().st_mtime_ns == mtime
+
+
+def test_failed_cells_are_listed(tmp_path):
+    st = S.load_study(_write(tmp_path, STUDY))
+    out = tmp_path / "out"
+    S.run_study(st, out, max_cells=1, log=lambda *a: None)
+    bad = st.cells[1]
+    S.cell_dir(out, bad).mkdir(parents=True)
+    (S.cell_dir(out, bad) / "result.json").write_text(json.dumps(
+        {"cell": bad.cell_id, "label": "", "method": bad.method, "eta": bad.eta, "gamma": None, "seed": bad.seed,
+         "status": "diverged", "message": "non-finite D loss at step 7"}))
+    rows = [r for r in (S.cell_result(out, c) for c in st.cells) if r]
+    S.summarise(st, rows, out)
+    md = (out / "results.md").read_text()
+    assert f"- {bad.cell_id}: diverged: non-finite D loss at step 7" in md
+    assert "1 failed or diverged" in md

@@ -17,6 +17,8 @@ def add_parser(sub):
     a("--out", default=None, help="study directory (default studies-out/<file stem>); rerun to resume")
     a("--dry-run", action="store_true", help="check the file, list the cells and their state, run nothing")
     a("--summary-only", action="store_true", help="only rewrite results.csv / results.md / plots from finished cells")
+    a("--curve", action="store_true", help="read MIG-gen at every snapshot the first seed's cells kept (curve.csv, "
+      "fig_curve.png; resumable), then rewrite the summary; trains nothing")
     a("--max-cells", type=int, default=None, help="stop after training this many cells (the rest stay for a rerun)")
     a("--retry-failed", action="store_true", help="rerun cells that diverged or failed")
     a("--gpus", default=None, help="comma-separated GPU ids: one worker process per GPU, cells spread over them")
@@ -52,7 +54,13 @@ def run(args) -> int:
         print(json.dumps({"study": st.name, "cells": len(st.cells), "finished": done, "out": str(out),
                           "budget": st.budget}, indent=None))
         return 0
-    if args.summary_only:
+    if args.curve:
+        from semistylegan.study.curve import generator_curve
+
+        if not generator_curve(st, out):
+            raise UserError(f"{out}: no cell with a conditional generator kept more than one snapshot "
+                            "(set keep_snapshots in its options)")
+    if args.summary_only or args.curve:
         rows = [r for r in (S.cell_result(out, c) for c in st.cells) if r is not None]
         written = S.summarise(st, rows, out)
         print("\n".join(f"{k}: {v}" for k, v in written.items()))

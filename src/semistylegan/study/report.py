@@ -98,6 +98,12 @@ def summarise(study: Study, rows: list[dict], out: Path) -> dict:
     written.update(plots)
     for key, p in plots.items():
         lines.append(f"![{key}]({p.name})")
+    if (out / "fig_curve.png").is_file():   # study --curve
+        lines.append("![MIG-gen against kimg](fig_curve.png)")
+    failed = [r for r in rows if r.get("status") != "done"]
+    if failed:
+        lines += ["", "Cells that failed or diverged (not in the table):", ""]
+        lines += [f"- {r['cell']}: {r.get('status')}: {r.get('message', '')}".rstrip(": ") for r in failed]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     written["md"] = out / "results.md"
     return written

@@ -18,7 +18,7 @@ from semistylegan.study.parse import METRIC_COLUMNS, Cell, Study
 from semistylegan.study.report import summarise
 
 __all__ = ["evaluate_cell", "run_cell", "run_study", "run_parallel", "claim", "clear_claims", "cell_dir", "cell_result",
-           "cpu_threads_per_worker"]
+           "cpu_threads_per_worker", "generator_readings"]
 
 # ---------------------------------------------------------------------------------------------
 # Evaluation of one trained cell.
@@ -78,32 +78,13 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
     want_fid = method.has_generator and metrics["fid"] and method.prior_samples
     if want_gen or want_fid:
         from semistylegan.metrics.oracle import get_oracle
-        from semistylegan.metrics.readers import default_readers
 
         oracle = get_oracle(dataset, train_steps=int(metrics["oracle_steps"]))
         generate = generator_fn(method, nets, device)
-        rs = np.random.RandomState(seed + 777)
+        rs = np.random.RandomState(seed + 777)   # MIG-gen's draws, then FID's, from one stream
         fs = dataset.factor_space
         if want_gen:
-            # Read by both model-based readers; the headline is the lowest MIG-gen and the highest
-            # L2-gen over them (docs/method.md, "Generator metrics").
-            readers = default_readers(dataset, oracle=oracle,
-                                      pixel_options={"train_steps": int(metrics["oracle_steps"])})
-            ng = int(metrics["gen_samples"])
-            classes = fs.sample_classes(ng, rs)
-            codes = fs.classes_to_code(classes).astype(np.float32)
-            images = generate(codes, seed=seed + 778)
-            varied = [k for k in range(K) if len(np.unique(classes[:, k])) > 1]
-            per_reader = {}
-            for name, reader in readers.items():
-                read = reader.encode(images)
-                per_reader[name] = {"mig_gen": float(M.mig(read, classes[:, varied])["discrete_mig"])}
-                if identified:
-                    per_reader[name]["l2_gen"] = float(np.sqrt(((read - codes) ** 2).sum(axis=1)).mean())
-            out["readers"] = per_reader
-            out["mig_gen"] = min(r["mig_gen"] for r in per_reader.values())
-            if identified:
-                out["l2_gen"] = max(r["l2_gen"] for r in per_reader.values())
+            out.update(generator_readings(method, nets, dataset, metrics, device, seed, oracle=oracle, rs=rs))
         if want_fid:
             nf = int(metrics["fid_samples"])
             classes = fs.sample_classes(nf, rs)
@@ -117,6 +98,38 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
     if notes:
         out["notes"] = notes
     del torch
+    return out
+
+
+def generator_readings(method, nets: dict, dataset, metrics: dict, device, seed: int = 0, oracle=None,
+                       rs: np.random.RandomState | None = None) -> dict:
+    """MIG-gen (and L2-gen for identified codes) of a conditional generator, read by both readers:
+    {"readers": {name: {...}}, "mig_gen": lowest, "l2_gen": highest} (docs/method.md, "Generator
+    metrics"). The codes come from `rs` (default: a stream seeded by `seed`) and the noise from `seed`,
+    so snapshots of a run compare on equal draws."""
+    from semistylegan import metrics as M
+    from semistylegan.evaluation import generator_fn
+    from semistylegan.metrics.oracle import get_oracle
+    from semistylegan.metrics.readers import default_readers
+
+    if oracle is None:
+        oracle = get_oracle(dataset, train_steps=int(metrics["oracle_steps"]))
+    readers = default_readers(dataset, oracle=oracle, pixel_options={"train_steps": int(metrics["oracle_steps"])})
+    fs = dataset.factor_space
+    rs = np.random.RandomState(seed + 777) if rs is None else rs
+    classes = fs.sample_classes(int(metrics["gen_samples"]), rs)
+    codes = fs.classes_to_code(classes).astype(np.float32)
+    images = generator_fn(method, nets, device)(codes, seed=seed + 778)
+    varied = [k for k in range(fs.num_factors) if len(np.unique(classes[:, k])) > 1]
+    per_reader = {}
+    for name, reader in readers.items():
+        read = reader.encode(images)
+        per_reader[name] = {"mig_gen": float(M.mig(read, classes[:, varied])["discrete_mig"])}
+        if method.identified_codes:
+            per_reader[name]["l2_gen"] = float(np.sqrt(((read - codes) ** 2).sum(axis=1)).mean())
+    out = {"readers": per_reader, "mig_gen": min(r["mig_gen"] for r in per_reader.values())}
+    if method.identified_codes:
+        out["l2_gen"] = max(r["l2_gen"] for r in per_reader.values())
     return out
 
 
