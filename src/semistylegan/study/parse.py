@@ -46,7 +46,7 @@ METRIC_TITLES = {"factor_score": "Factor score", "mig": "MIG", "l2": "L2", "dci"
                  "ofid": "oracle FID"}
 
 _TOP_KEYS = {"name", "description", "budget", "preset", "kimg", "dataset", "data_path", "resolution", "seeds", "eta",
-             "gamma", "metrics", "methods", "grid"}
+             "gamma", "metrics", "methods", "grid", "claim"}
 _GRID_KEYS = {"label", "methods", "eta", "gamma", "seeds", "preset", "kimg", "options"}
 _METHOD_KEYS = {"preset", "kimg", "options"}
 _METRIC_DEFAULTS = {"samples": 10000, "factor_train": 10000, "factor_eval": 5000, "factor_variance": 10000,
@@ -110,6 +110,7 @@ class Study:
     top: dict
     metrics: dict
     cells: list[Cell]
+    claims: list = field(default_factory=list)   # study.claims.Claim
 
 
 class _Lines:
@@ -326,8 +327,11 @@ def parse_study(data: dict, text: str, path: Path, validate_methods: bool = True
         c.index = i
 
     top = {k: data.get(k) for k in ("dataset", "data_path", "resolution")}
+    from semistylegan.study.claims import parse_claims
+
+    claims = parse_claims(data["claim"], ordered, check) if "claim" in data else []
     study = Study(path, data.get("name", path.stem), data.get("description", ""), data.get("budget", ""), top,
-                  metrics, ordered)
+                  metrics, ordered, claims)
     _validate_configs(study, check, validate_methods)
     return study
 

@@ -89,6 +89,9 @@ def summarise(study: Study, rows: list[dict], out: Path) -> dict:
             row_name = _row_name(g, len(etas) > 1, len(gammas) > 1)
             lines.append(f"| {row_name} | {g['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
+    from semistylegan.study.claims import claims_table
+
+    lines += claims_table(study.claims, groups)
     lines += ["Metrics: MIG and Factor score of the encoder (disentanglement_lib semantics); L2 = mean ||E(x) - c||_2 "
               "on real images (identified codes only); MIG-gen / L2-gen read generated images with two readers "
               "(CNN oracle, pixel MLP): the lowest MIG-gen, the highest L2-gen; oracle FID = Frechet distance of "
