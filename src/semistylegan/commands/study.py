@@ -13,7 +13,7 @@ def add_parser(sub):
     p = sub.add_parser("study", help="run a reproduction study (grid of methods, eta, gamma, seeds)",
                        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
-    a("file", help="study file (TOML), e.g. studies/cpu_dsprites.toml")
+    a("file", help="study file (TOML), e.g. studies/dsprites.toml")
     a("--out", default=None, help="study directory (default studies-out/<file stem>); rerun to resume")
     a("--dry-run", action="store_true", help="check the file, list the cells and their state, run nothing")
     a("--summary-only", action="store_true", help="only rewrite results.csv / results.md / plots from finished cells")

@@ -3,7 +3,7 @@ cell, resumable, summarised as results.csv, results.md (the paper's table layout
 over seeds) and plots (the paper's Figure 2: MIG, L2, MIG-gen, L2-gen against eta; realism
 against disentanglement for gamma).
 
-    semistylegan study studies/cpu_dsprites.toml --out studies-out/cpu_dsprites
+    semistylegan study studies/dsprites.toml --jobs 2 --out studies-out/dsprites
     semistylegan study studies/paper_eta_curves.toml --gpus 0,1,2,3
 
 Study file (TOML). Top level (all optional except at least one [[grid]]):
