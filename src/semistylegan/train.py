@@ -70,6 +70,8 @@ class Trainer:
         self.progress = progress
         self.progress_label: str | None = None  # the bar's description (a study names its cell)
         self.device = dist.init(cfg.device)
+        if cfg.compile:   # this machine's tools, not the config: checked here, before the data is built
+            _check_compile_available()
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
         pipeline.configure_backend(self.device)
@@ -89,7 +91,6 @@ class Trainer:
             dist.broadcast_module(net)
         self.ema = {k: copy.deepcopy(self.nets[k]).eval().requires_grad_(False) for k in self.method.ema_networks}
         if cfg.compile:  # after the EMA copies: those stay plain modules (evaluation only)
-            _check_compile_available()
             for net in self.nets.values():
                 pipeline.compile_forward(net)
         self.optimizers = self.method.build_optimizers(self.nets)

@@ -210,3 +210,17 @@ def test_backend_settings_change_only_on_cuda():
         assert matmul.allow_tf32 and cudnn.allow_tf32 and cudnn.benchmark
     finally:
         matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark = saved
+
+
+def test_compile_without_a_compiler_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from semistylegan.cli import main
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--compile", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--compile on a CPU needs a C++ compiler (g++ or clang++) on the PATH") and "\n" not in err
+    assert not out.exists()
