@@ -296,3 +296,28 @@ def test_failed_cells_are_listed(tmp_path):
     md = (out / "results.md").read_text()
     assert f"- {bad.cell_id}: diverged: non-finite D loss at step 7" in md
     assert "1 failed or diverged" in md
+
+
+def test_a_failing_cell_is_one_line_and_the_study_goes_on(tmp_path, capsys):
+    """A cell whose own input is bad (its data folder is missing) is recorded as failed with one
+    line naming the file's line and the cell; the other cells run; results.md lists it."""
+    text = STUDY + textwrap.dedent(f"""\
+
+        [[grid]]
+        label = "from a folder"
+        methods = ["beta-vae"]
+        seeds = [0]
+        options = {{dataset = "folder", data_path = "{tmp_path / 'no-such-folder'}"}}
+        """)
+    p = _write(tmp_path, text)
+    st = S.load_study(p)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["study", str(p), "--out", str(out), "--quiet"]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "from_a_folder" in ln]
+    bad = next(c for c in st.cells if c.label == "from a folder")
+    assert len(err) == 1 and err[0].startswith(f"semistylegan: {p}:{bad.line}: cell {bad.cell_id}: ")
+    assert "no-such-folder" in err[0]
+    assert S.cell_result(out, bad)["status"] == "error"
+    assert all(S.cell_result(out, c)["status"] == "done" for c in st.cells if c is not bad)
+    assert f"- {bad.cell_id}: error: " in (out / "results.md").read_text()

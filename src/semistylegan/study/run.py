@@ -199,7 +199,7 @@ def run_cell(study: Study, cell: Cell, out: Path, log=print, show_bar: bool = Fa
     if snaps:
         trainer.load_state_dict(load_snapshot(snaps[-1]), source=str(snaps[-1]))
         resumed = trainer.cur_nimg / 1000
-    # after the trainer is built: a cell whose data is missing stops with its one error line alone
+    # after the trainer is built: a cell whose data is missing fails with its one error line alone
     done = sum((cell_result(out, c) or {}).get("status") == "done" for c in study.cells)
     progress.stage(f"study: {done} of {len(study.cells)} cells done; training cell {cell.index + 1} ({cell.cell_id})"
                    + (f", worker {worker}" if worker is not None else ""))
@@ -266,15 +266,19 @@ def run_study(study: Study, out: str | os.PathLike, max_cells: int | None = None
             continue
         try:
             run_cell(study, cell, out, log, show_bar=worker is None, worker=worker)
-        except UserError:
-            raise
         except Exception as e:  # keep an overnight study going; the cell is recorded as failed
             d = cell_dir(out, cell)
-            (d / "error.txt").write_text(traceback.format_exc())
+            if isinstance(e, UserError):   # this cell's own bad input (its data, say): its one line
+                message = str(e)
+                where = f"{study.path}:{cell.line}: " if cell.line else ""
+                print(f"semistylegan: {where}cell {cell.cell_id}: {message}", file=sys.stderr, flush=True)
+            else:
+                message = f"{type(e).__name__}: {e}"
+                (d / "error.txt").write_text(traceback.format_exc())
+                log(f"    error: {message} (details in {d / 'error.txt'})")
             _atomic_json(d / "result.json", {"cell": cell.cell_id, "label": cell.label, "method": cell.method,
                                              "eta": cell.eta, "gamma": cell.gamma, "seed": cell.seed,
-                                             "status": "error", "message": f"{type(e).__name__}: {e}"})
-            log(f"    error: {type(e).__name__}: {e} (details in {d / 'error.txt'})")
+                                             "status": "error", "message": message})
         ran += 1
     rows = [r for r in (cell_result(out, c) for c in study.cells) if r is not None]
     if worker is None:
