@@ -113,7 +113,9 @@ def judge(claim: Claim, groups: list[dict]) -> dict:
     stats = [g[m] if g is not None and m in g else None for g in ([a, b] if claim.other is not None else [a])]
 
     def show(s):
-        return "-" if s is None else f"{s[0]:.3f} +- {s[1]:.3f} ({s[2]})"
+        if s is None:
+            return "-"
+        return f"{s[0]:.3f} +- {s[1]:.3f} ({s[2]})" if s[2] > 1 else f"{s[0]:.3f} (1)"
 
     ours = " vs ".join(show(s) for s in stats)
     if claim.kind == "below":
