@@ -27,7 +27,8 @@ import torch
 
 from semistylegan import dist
 from semistylegan.methods.base import Batch, Method, StepContext
-from semistylegan.methods.semistylegan import build_discriminator, code_loss, d_optimizer, mix_code_loss, with_encoder
+from semistylegan.methods.semistylegan import (build_discriminator, code_loss, d_optimizer, head_sizes, mix_code_loss,
+                                               with_encoder)
 
 __all__ = ["EncoderOnly", "EncoderMixup", "labeled_pairs"]
 
@@ -58,14 +59,11 @@ class EncoderOnly(Method):
     def build_optimizers(self, nets):
         return {"E": d_optimizer(self.cfg, nets["E"])}
 
-    def _head_sizes(self) -> list[int] | None:
-        return [int(m) for m in self.factor_sizes] if self.cfg.code_head == "classify" else None
-
     def terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
         E = nets["E"]
         if batch.labeled is None:
             raise RuntimeError("encoder-only training got no labelled batch")
-        sizes = self._head_sizes()
+        sizes = head_sizes(self.cfg, self.factor_sizes)
         sup = code_loss(E.encode(ctx.image(batch.labeled)), batch.labeled_codes, batch.labeled_mask, sizes)  # eq (3)
         out = {"sup": (1.0, sup)}
         if self.mixup and self.cfg.alpha > 0:
@@ -92,7 +90,7 @@ class EncoderOnly(Method):
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         E = nets["E"]
         E.requires_grad_(True)
-        if getattr(E, "noise", 0) > 0:  # E's input noise, from the saved random stream (as Semi-StyleGAN)
+        if E.noise > 0:  # E's input noise, from the saved random stream (as Semi-StyleGAN)
             E.reseed_noise(int(ctx.rng.integers(2**62)) + dist.rank(), ctx.device)
         with ctx.autocast():
             terms = self.terms(ctx, nets, batch)

@@ -41,7 +41,7 @@ from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_
 from semistylegan.nets.layers import store_at_runtime_scale
 
 __all__ = ["SemiStyleGAN", "InfoStyleGAN", "hard_pixel_count", "HARD_PIXEL_FRACTION", "build_discriminator",
-           "with_encoder", "d_optimizer", "code_loss", "code_cross_entropy", "mix_code_loss"]
+           "with_encoder", "d_optimizer", "head_sizes", "code_loss", "code_cross_entropy", "mix_code_loss"]
 
 # The share of each image's pixels `recon_hard` averages (docs/negative-results.md: 2% was worse).
 HARD_PIXEL_FRACTION = 0.05
@@ -107,6 +107,11 @@ def d_optimizer(cfg, D: nn.Module) -> torch.optim.Optimizer:
     else:
         groups = [{"params": list(D.parameters()), **d_group}]
     return torch.optim.Adam(groups, eps=1e-8)
+
+
+def head_sizes(cfg, factor_sizes) -> list[int] | None:
+    """The classifier's values per factor (`code_head = "classify"`), None for the regression head."""
+    return [int(m) for m in factor_sizes] if cfg.code_head == "classify" else None
 
 
 def code_loss(out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None,
@@ -196,16 +201,12 @@ class SemiStyleGAN(Method):
         return torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
 
     # E's losses: L_sup, L_unsup, L_sr ---------------------------------------------------------
-    def _head_sizes(self) -> list[int] | None:
-        """The classifier's values per factor, None for the regression head."""
-        return [int(m) for m in self.code_sizes] if self.classify else None
-
     def _code_loss(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
-        return code_loss(out, codes, known, self._head_sizes())
+        return code_loss(out, codes, known, head_sizes(self.cfg, self.code_sizes))
 
     def _mix_loss(self, out: torch.Tensor, c_mix: torch.Tensor, lam: torch.Tensor, labeled_codes: torch.Tensor,
                   fake_codes: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        return mix_code_loss(out, c_mix, lam, labeled_codes, fake_codes, known, self._head_sizes())
+        return mix_code_loss(out, c_mix, lam, labeled_codes, fake_codes, known, head_sizes(self.cfg, self.code_sizes))
 
     # random inputs ----------------------------------------------------------------------
     def _draw_fakes(self, ctx: StepContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -89,7 +89,7 @@ def parse_claims(blocks, cells, check) -> list[Claim]:
             if not isinstance(sel, dict) or not sel or set(sel) - _ROW_KEYS:
                 raise check.fail(f"claim '{key}' must be a table of label / method / eta", *where, key)
             found = [r for r in rows if _matches(sel, *r)]
-            if len({(lb, m, round(e, 12)) for lb, m, e in found}) != 1:
+            if len(found) != 1:   # rows are (label, method, eta): one match is one row
                 what = "no row" if not found else f"{len(found)} rows"
                 raise check.fail(f"claim '{key}' ({_describe(sel)}) matches {what} of the grid; it must name one",
                                  *where, key)

@@ -80,19 +80,17 @@ def evaluate_cell(method, nets: dict, dataset, metrics: dict, device, seed: int 
         from semistylegan.metrics.oracle import get_oracle
 
         oracle = get_oracle(dataset, train_steps=int(metrics["oracle_steps"]))
-        generate = generator_fn(method, nets, device)
         rs = np.random.RandomState(seed + 777)   # MIG-gen's draws, then FID's, from one stream
-        fs = dataset.factor_space
         if want_gen:
             out.update(generator_readings(method, nets, dataset, metrics, device, seed, oracle=oracle, rs=rs))
         if want_fid:
             nf = int(metrics["fid_samples"])
-            classes = fs.sample_classes(nf, rs)
+            classes = dataset.factor_space.sample_classes(nf, rs)
             if not method.conditional_generator:   # InfoGAN-CR's prior: codes uniform in [0, 1]
                 codes = rs.uniform(0, 1, size=(nf, K)).astype(np.float32)
             else:
-                codes = fs.classes_to_code(classes).astype(np.float32)
-            fake = generate(codes, seed=seed + 779)
+                codes = dataset.factor_space.classes_to_code(classes).astype(np.float32)
+            fake = generator_fn(method, nets, device)(codes, seed=seed + 779)
             real = dataset.images(rs.randint(len(dataset), size=nf))
             out["ofid"] = _frechet(oracle.features(real).astype(np.float64), oracle.features(fake).astype(np.float64))
     if notes:
