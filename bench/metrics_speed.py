@@ -168,13 +168,16 @@ def bench_mig(d, repeats):
                       f"MIG {ours['discrete_mig']:.6f}")
 
 
-def bench_factor_vae(d, repeats):
+def bench_factor_vae(d, repeats, case="rotated"):
+    """dlib's defaults on the synthetic grid. case "rotated": a cheap synthetic encoder (the same
+    function for both); "perfect": the identity, so the row times the metric's own work."""
     grid = synthetic.SyntheticCodeGrid()
-    rep = synthetic.representation("rotated")
+    rep = synthetic.representation(case)
     rep(grid.sample_factors(2, np.random.RandomState(0)))  # builds the encoder's cached tables, for both
     kw = dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000)
-    # two floors of ours: the encoder alone on the rows that ours encodes, in the same chunks, and
-    # the replay of dlib's random stream alone (the same draws, numpy's legacy randint)
+    # floors of ours: the encoder alone on the rows that ours encodes, in the same chunks; the
+    # replay of dlib's random stream alone (the same draws, numpy's legacy randint); and as many
+    # raw 32-bit Mersenne Twister outputs as that replay consumes, drawn in chunks of 2^20
     rows = grid.sample_factors(10000 + 15000 * 64, np.random.RandomState(1))
     _, t_encoder = timed(lambda: [rep(rows[s:s + 8192]) for s in range(0, len(rows), 8192)], 3)
 
@@ -186,8 +189,14 @@ def bench_factor_vae(d, repeats):
                 pass
 
     _, t_replay = timed(replay_only, 3)
-    floors = f"encoder alone {t_encoder:.3f} s, stream replay alone {t_replay:.3f} s"
-    name = "FactorVAE, dlib defaults (10,000/5,000 x 64 + 10,000), synthetic grid"
+    outputs = _raw_outputs_used(grid, kw)
+    bits = np.random.MT19937(0)
+    chunks = [1 << 20] * (outputs >> 20) + [outputs & ((1 << 20) - 1)]
+    _, t_raw = timed(lambda: [bits.random_raw(c) for c in chunks], 3)
+    floors = (f"encoder alone {t_encoder:.3f} s, stream replay alone {t_replay:.3f} s, the same "
+              f"{outputs / 1e6:.1f}M raw MT outputs drawn in bulk {t_raw:.3f} s")
+    name = (f"FactorVAE, dlib defaults (10,000/5,000 x 64 + 10,000), synthetic grid, "
+            f"{'synthetic encoder' if case == 'rotated' else 'identity encoder (the metric alone)'}")
     if not d:
         ours, t = timed(lambda: factor_vae_score(grid, rep, seed=0), repeats)
         return row(name, t, None, "-", f"eval {ours['eval_accuracy']:.4f}; ours: {floors}")
@@ -196,6 +205,32 @@ def bench_factor_vae(d, repeats):
     same = str(ref["eval_accuracy"] == ours["eval_accuracy"] and ref["train_accuracy"] == ours["train_accuracy"])
     return paired_row(name, t_ref, t_ours, same,
                       f"eval {ours['eval_accuracy']:.4f}; ours: {floors}")
+
+
+def _raw_outputs_used(grid, kw) -> int:
+    """How many 32-bit outputs dlib's FactorVAE draws consume (counted on a plain MT19937 copy)."""
+    rs = np.random.RandomState(0)
+    start = rs.get_state()
+    stream = replay.FactorStream(grid, None, rs)
+    stream.sample_factors(kw["num_variance_estimate"])
+    for num in (kw["num_train"], kw["num_eval"]):
+        for _ in stream.replay_group_chunks(num, 1, kw["batch_size"], 128):
+            pass
+    return _outputs_between(start, rs.get_state())
+
+
+def _outputs_between(start, end) -> int:
+    """32-bit outputs drawn between two legacy RandomState states (start freshly seeded, pos 624):
+    twist a copy of the start block by block until its key is the end's; n = (twists - 1) * 624 + pos."""
+    bits = np.random.MT19937()
+    bits.state = {"bit_generator": "MT19937", "state": {"key": start[1], "pos": start[2]}}
+    if start[2] != 624:
+        raise ValueError("the start state must be freshly seeded")
+    for twists in range(1, 10**6):
+        bits.random_raw(624)
+        if np.array_equal(bits.state["state"]["key"], end[1]):
+            return (twists - 1) * 624 + end[2]
+    raise ValueError("the end state was not reached")
 
 
 class SmallCNN(torch.nn.Module):
@@ -306,7 +341,8 @@ def main():
         if "mig" in parts:
             rows.append(bench_mig(d, args.repeats))
         if "factor_vae" in parts:
-            rows.append(bench_factor_vae(d, args.repeats))
+            rows.append(bench_factor_vae(d, args.repeats, "rotated"))
+            rows.append(bench_factor_vae(d, args.repeats, "perfect"))
         if "factor_vae_images" in parts:
             rows.append(bench_factor_vae_images(d, args.repeats))
         if "dci" in parts:
