@@ -14,16 +14,19 @@ from semistylegan.errors import UserError
 FINE_FACTORS = ["--fine-factors", "orientation,scale"]
 
 
-def tiny_run(tmp_path_factory, method: str, steps: int = 2):
-    """A tiny trained run (dSprites 16x16, `steps` steps of 16 images), trained once per test session
-    (the editing, viewer and projection tests share it)."""
-    path = tmp_path_factory.getbasetemp() / f"tiny-run-{method}-{steps}"
+def tiny_run(tmp_path_factory, method: str, steps: int = 2, args: tuple = ()):
+    """A tiny trained run (`--preset tiny`, dSprites 16x16 unless `args` say otherwise, `steps`
+    steps of 16 images), trained once per test session and shared by every test that asks for
+    the same run (editing, viewer, projection, export, fine-edit metrics). A semi-fine run on
+    dSprites makes orientation and scale fine."""
+    args = tuple(args)
+    if method == "semi-fine" and "--dataset" not in args and "--fine-factors" not in args:
+        args += tuple(FINE_FACTORS)
+    key = "-".join(a.lstrip("-").replace(",", "+") for a in args)
+    path = tmp_path_factory.getbasetemp() / f"tiny-run-{method}-{steps}{'-' + key if key else ''}"
     if not list(path.glob("snapshot-*.pt")):
-        args = ["train", "--preset", "tiny", "--method", method, "--kimg", str(steps * 16 / 1000), "--out", str(path),
-                "--no-progress", "--metrics-samples", "100"]
-        if method == "semi-fine":
-            args += FINE_FACTORS
-        assert main(args) == 0
+        assert main(["train", "--preset", "tiny", "--method", method, "--kimg", str(steps * 16 / 1000), "--out",
+                     str(path), "--no-progress", "--metrics-samples", "100", *args]) == 0
     return path
 
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from semistylegan.cli import main
+from tiny_study import metrics_block  # noqa: E402  (tests/ is on sys.path under pytest)
 
 def _run(capsys, *args, code=0):
     assert main(list(args)) == code
@@ -52,21 +53,10 @@ STUDY = textwrap.dedent("""\
     kimg = 0.032
     seeds = [0]
 
-    [metrics]
-    samples = 100
-    factor_train = 10
-    factor_eval = 10
-    factor_variance = 100
-    dci_train = 100
-    dci_test = 50
-    dci = false
-    gen = false
-    fid = false
-
     [[grid]]
     methods = ["encoder-mixup"]
     eta = [0.01, 0.05]
-    """)
+    """) + metrics_block(samples=100, factor_variance=100, gen=False, fid=False, dci=False)
 
 
 def test_study_cells_done_and_kimg_bar_and_quiet(tmp_path, capsys):

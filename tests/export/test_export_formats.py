@@ -12,18 +12,14 @@ import torch
 from semistylegan.cli import main
 from semistylegan.editing import load_editor
 from semistylegan.errors import UserError
+from test_editing import FINE_FACTORS, tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
-FINE_FACTORS = "orientation,scale"
 
 
 def _tiny_run(tmp_path_factory, method):
-    path = tmp_path_factory.getbasetemp() / f"export-run-{method}"
-    if not list(path.glob("snapshot-*.pt")):
-        args = ["train", "--preset", "tiny", "--method", method, "--kimg", "0.032", "--out", str(path), "--quiet"]
-        if method == "semi-fine":
-            args += ["--fine-factors", FINE_FACTORS, "--coarse-skip", "--input-const"]
-        assert main(args) == 0
-    return path
+    """The shared tiny runs; the semi-fine one also takes the coarse skip and the constant input."""
+    return tiny_run(tmp_path_factory, method, args=(*FINE_FACTORS, "--coarse-skip", "--input-const")
+                    if method == "semi-fine" else ())
 
 
 def _inputs(editor, n=5, seed=0):

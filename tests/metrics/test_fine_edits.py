@@ -10,6 +10,7 @@ from semistylegan.cli import main
 from semistylegan.data.dataset import GroundTruthDataset, ImageDataset
 from semistylegan.data.factors import FactorSpace
 from semistylegan.metrics.fine_edits import HEADLINE, fine_edit_examples, fine_edit_metrics, held_out_indices
+from test_editing import tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
 # --- a stub world in which every number can be worked out by hand -----------------------------
 # Factors a, b (fine, two values each) and c (coarse, three values). Image channel k is flat,
@@ -162,11 +163,8 @@ def test_bad_inputs():
 
 @pytest.fixture(scope="module")
 def fine_run(tmp_path_factory):
-    """Two steps of semi-fine (the three hues fine) at `--preset tiny` sizes, trained once."""
-    path = tmp_path_factory.mktemp("fine-edits") / "run"
-    assert main(["train", "--preset", "tiny", "--dataset", "shapes3d", "--method", "semi-fine", "--kimg", "0.032",
-                 "--out", str(path), "--no-progress"]) == 0
-    return path
+    """Two steps of semi-fine on 3DShapes (the three hues fine) at `--preset tiny` sizes, trained once."""
+    return tiny_run(tmp_path_factory, "semi-fine", args=("--dataset", "shapes3d"))
 
 
 @pytest.fixture(scope="module")

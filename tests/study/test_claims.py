@@ -6,19 +6,12 @@ import pytest
 from semistylegan import study as S
 from semistylegan.errors import UserError
 from semistylegan.study.claims import Claim, judge
+from tiny_study import metrics_block  # noqa: E402  (tests/ is on sys.path under pytest)
 
 BASE = textwrap.dedent("""\
     preset = "tiny"
     kimg = 0.016
     seeds = [0, 1]
-    [metrics]
-    samples = 200
-    factor_train = 10
-    factor_eval = 10
-    factor_variance = 200
-    gen = false
-    fid = false
-    dci = false
     [[grid]]
     methods = ["encoder-only", "encoder-mixup"]
     eta = [0.01, 1.0]
@@ -27,7 +20,7 @@ BASE = textwrap.dedent("""\
     methods = ["encoder-mixup"]
     eta = [0.01]
     options = {alpha = 0}
-    """)
+    """) + metrics_block(gen=False, fid=False, dci=False)
 CLAIM = textwrap.dedent("""\
     [[claim]]
     name = "MixUp helps E"

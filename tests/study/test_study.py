@@ -9,26 +9,13 @@ import pytest
 from semistylegan import study as S
 from semistylegan.cli import main
 from semistylegan.errors import UserError
+from tiny_study import metrics_block  # noqa: E402  (tests/ is on sys.path under pytest)
 
 STUDY = textwrap.dedent("""\
     name = "test"
     preset = "tiny"
     kimg = 0.032
     seeds = [0, 1]
-
-    [metrics]
-    samples = 200
-    factor_train = 10
-    factor_eval = 10
-    factor_variance = 200
-    dci_train = 100
-    dci_test = 50
-    gen_samples = 200
-    oracle_steps = 10
-    fid_samples = 100
-    gen = false
-    fid = false
-    dci = false   # boosted trees for 40 orientation classes: seconds a cell (the generator test reads it)
 
     [[grid]]
     methods = ["encoder-mixup"]
@@ -38,7 +25,7 @@ STUDY = textwrap.dedent("""\
     methods = ["beta-vae"]
     seeds = [0]
     options = {vae_beta = 2}
-    """)
+    """) + metrics_block(gen=False, fid=False, dci=False)
 
 
 def _write(tmp_path, text, name="s.toml"):
@@ -66,7 +53,7 @@ def test_grid_expansion(tmp_path):
                               "t.toml"))
     assert [c.cell_id for c in st2.cells][2:5] == ["beta-vae-s0", "info-g1-s0", "info-g10-s0"]
     # a block's options must suit every method of the block: info does not use vae_beta
-    with pytest.raises(UserError, match=r"u\.toml:27: cell info-g1-s0: --method info does not use --vae-beta$"):
+    with pytest.raises(UserError, match=r"u\.toml:13: cell info-g1-s0: --method info does not use --vae-beta$"):
         S.load_study(_write(tmp_path, STUDY.replace('methods = ["beta-vae"]', 'methods = ["beta-vae", "info"]'),
                             "u.toml"))
     # a worker process takes a cell once; a stopped run's claims are cleared by the next
@@ -77,14 +64,14 @@ def test_grid_expansion(tmp_path):
 
 
 @pytest.mark.parametrize("old,new,line,words", [
-    ('methods = ["beta-vae"]', 'methods = ["beta-vea"]', 25, "unknown method 'beta-vea'"),
-    ('eta = [0.01, 0.05]', 'eta = [0.01, 5]', 22, "eta must be in"),
-    ('seeds = [0]', 'seedz = [0]', 26, "unknown key 'seedz'"),
-    ('samples = 200', 'samples = "many"', 7, "metrics.samples must be an integer"),
+    ('methods = ["beta-vae"]', 'methods = ["beta-vea"]', 11, "unknown method 'beta-vea'"),
+    ('eta = [0.01, 0.05]', 'eta = [0.01, 5]', 8, "eta must be in"),
+    ('seeds = [0]', 'seedz = [0]', 12, "unknown key 'seedz'"),
+    ('samples = 200', 'samples = "many"', 16, "metrics.samples must be an integer"),
     ('preset = "tiny"', 'preset = "huge"', 2, "unknown preset 'huge'"),
-    ('options = {vae_beta = 2}', 'options = {vae_gamma = 2}', 27, "unknown option 'vae_gamma'"),
-    ('options = {vae_beta = 2}', 'options = {alpah = 0}', 27, "unknown option 'alpah'"),
-    ('options = {vae_beta = 2}', 'set = {vae_beta = 2}', 27, "unknown key 'set'"),  # the removed key
+    ('options = {vae_beta = 2}', 'options = {vae_gamma = 2}', 13, "unknown option 'vae_gamma'"),
+    ('options = {vae_beta = 2}', 'options = {alpah = 0}', 13, "unknown option 'alpah'"),
+    ('options = {vae_beta = 2}', 'set = {vae_beta = 2}', 13, "unknown key 'set'"),  # the removed key
     ('kimg = 0.032', 'kimg = 0.032 0.1', 3, "not valid TOML"),
 ])
 def test_bad_input_names_the_line(tmp_path, old, new, line, words):
@@ -102,7 +89,7 @@ def test_cli_bad_file_is_one_line(tmp_path, capsys):
     p = _write(tmp_path, STUDY.replace('"encoder-mixup"', '"encoder-mixop"'))
     assert main(["study", str(p), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"{p}:21" in err
+    assert len(err.splitlines()) == 1 and f"{p}:7" in err
     assert main(["study", str(tmp_path / "missing.toml")]) == 2
 
 
@@ -153,23 +140,13 @@ def test_generator_metrics_and_realism_plot(tmp_path):
     text = textwrap.dedent("""\
         preset = "tiny"
         kimg = 0.016
-        [metrics]
-        samples = 200
-        factor_train = 10
-        factor_eval = 10
-        factor_variance = 200
-        dci_train = 100
-        dci_test = 50
-        gen_samples = 200
-        oracle_steps = 10
-        fid_samples = 100
         [[grid]]
         label = "without smoothness term"
         methods = ["semi"]
         eta = [0.05]
         gamma = [10]
         options = {alpha = 0}
-        """)
+        """) + metrics_block()
     st = S.load_study(_write(tmp_path, text))
     assert st.cells[0].config(st.top).alpha == 0
     out = tmp_path / "out"
@@ -235,15 +212,6 @@ CURVE_STUDY = textwrap.dedent("""\
     preset = "tiny"
     kimg = 0.048
     seeds = [0, 1]
-    [metrics]
-    samples = 200
-    factor_train = 10
-    factor_eval = 10
-    factor_variance = 200
-    gen_samples = 200
-    oracle_steps = 10
-    fid = false
-    dci = false
     [[grid]]
     methods = ["semi"]
     eta = [0.05]
@@ -252,7 +220,7 @@ CURVE_STUDY = textwrap.dedent("""\
     [[grid]]
     methods = ["encoder-only"]
     eta = [0.05]
-    """)
+    """) + metrics_block(fid=False, dci=False)
 
 
 def test_curve_reads_every_kept_snapshot(tmp_path, capsys):

@@ -44,16 +44,15 @@ class StepContext:
     device (the loop reads them once per log interval, not once per value per step)."""
 
     def __init__(self, rng: np.random.Generator, device: torch.device, optimizers: dict, step: int,
-                 bf16: bool = False, channels_last: bool = False, autocast_dtype: torch.dtype | None = None,
+                 channels_last: bool = False, autocast_dtype: torch.dtype | None = None,
                  scalers: dict | None = None):
         self.rng = rng
         self.device = device
         self.optimizers = optimizers
         self.step = step
-        # bf16 alone: bfloat16 autocast; the loop passes the dtype it chose for the device
-        # (pipeline.mixed_precision) and, for float16, a GradScaler per optimiser.
-        self.autocast_dtype = autocast_dtype if autocast_dtype is not None else torch.bfloat16 if bf16 else None
-        self.bf16 = self.autocast_dtype is not None
+        # The autocast dtype the loop chose for the device (pipeline.mixed_precision; None = fp32)
+        # and, for float16, a GradScaler per optimiser.
+        self.autocast_dtype = autocast_dtype
         self.scalers = scalers or {}
         self.channels_last = channels_last
         # On a CPU reading a value costs nothing; on an accelerator it waits for the whole queue.
