@@ -397,3 +397,32 @@ def test_optimiser_settings(encoder):
         assert {id(p) for p in d_groups[0]["params"]} == {id(p) for p in D.D.parameters()}
         assert {id(p) for p in d_groups[1]["params"]} == {id(p) for p in D.E.parameters()}
         assert d_groups[1]["lr"] == 0.003 and d_groups[1]["betas"] == (0.9, 0.999)
+
+
+def test_warmup_steps_train_g_alone_on_the_reconstruction():
+    """For its first `warmup_steps` steps G alone learns mean |G(c, z) - x| over the labelled
+    images (D and E unchanged); from then on the normal step runs."""
+    cfg, method, nets, batch, ctx = _setup(warmup_steps=2, alpha=0.0, beta=0.0)
+    assert method.uses_labels  # the warm-up alone draws labelled batches
+    # the term: the same z draw, G on the labelled codes, the mean absolute pixel error
+    z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch.global_labeled_batch, cfg.z_dim),
+                                                                  dtype=np.float32))
+    with torch.no_grad():
+        want = (nets["G"](batch.labeled_codes, z) - batch.labeled).abs().mean()
+        got = method.warmup_terms(ctx, nets, batch)["recon"][1]
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+    for step, d_moves in ((0, False), (1, False), (2, True)):
+        g0 = [p.detach().clone() for p in nets["G"].parameters()]
+        d0 = [p.detach().clone() for p in nets["D"].parameters()]
+        ctx = StepContext(np.random.default_rng(step), torch.device("cpu"), ctx.optimizers, step=step)
+        method.train_step(ctx, nets, batch)
+        assert any(not torch.equal(p, q) for p, q in zip(nets["G"].parameters(), g0)), step
+        assert any(not torch.equal(p, q) for p, q in zip(nets["D"].parameters(), d0)) == d_moves, step
+        assert ("G/warmup_recon" in ctx.stats) == (not d_moves), step
+
+
+def test_warmup_steps_is_for_semi_only():
+    with pytest.raises(UserError, match="--method semi-fine does not use --warmup-steps"):
+        make_config("tiny", method="semi-fine", warmup_steps=10)
+    with pytest.raises(UserError, match="--method info does not use --warmup-steps"):
+        make_config("tiny", method="info", warmup_steps=10)

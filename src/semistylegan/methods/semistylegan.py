@@ -160,7 +160,7 @@ class SemiStyleGAN(Method):
     identified_codes = True
     conditional_generator = True
     prior_samples = True
-    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard")
+    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_steps")
     # MixUp partners: the step's own fakes when the labelled batch is no larger than the batch.
     reuse_step_fakes_for_mixup = True
 
@@ -293,7 +293,8 @@ class SemiStyleGAN(Method):
         return self._mix_loss(out, c_mix, draws.lam, targets, images.partner_codes, known)
 
     def _need_labels(self) -> bool:
-        return bool(self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self._recon_weights())
+        return bool(self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self._recon_weights()
+                    or self.cfg.warmup_steps > 0)
 
     def _recon_weights(self) -> dict[str, float]:
         """The reconstruction terms that are on: {name: weight}."""
@@ -389,9 +390,23 @@ class SemiStyleGAN(Method):
             per_image["recon_hard"] = err.topk(hard_pixel_count(err.shape[1]), dim=1, sorted=False).values.mean(dim=1)
         return {name: (v * full).sum() / norm for name, v in per_image.items()}
 
+    def warmup_terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
+        """A warm-up step's one term: the mean |G(c, z) - x| over the labelled images (no D, no E)."""
+        z = ctx.randn(batch.global_labeled_batch, self.z_dim)
+        with ctx.autocast():
+            out = self._synthesize(ctx, nets["G"], self._label_targets(batch)[0], z, None)
+        return {"recon": (1.0, self._recon_terms(batch, out, ("recon",))["recon"])}
+
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]
         cfg = self.cfg
+        if ctx.step < cfg.warmup_steps:
+            set_requires_grad(G, True)
+            terms = self.warmup_terms(ctx, nets, batch)
+            # warm-up, G alone: the recon term (this project's addition, docs/method.md)
+            ctx.optimizer_step("G", sum(wt * v for wt, v in terms.values()), list(G.parameters()))
+            ctx.report("G/warmup_recon", terms["recon"][1])
+            return
         do_r1 = cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
         if D.noise > 0:  # E's input noise, from the saved random stream (drawn only then)
             D.reseed_noise(int(ctx.rng.integers(2**62)) + dist.rank(), ctx.device)
