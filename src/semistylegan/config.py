@@ -76,8 +76,9 @@ class TrainConfig:
                             "code c (0 = off)", low=0.0, method=True)
     recon_hard: float = opt(0.0, "weight of the same reconstruction over the worst 5% of each image's pixels "
                                  "(0 = off)", low=0.0, method=True)
-    warmup_steps: int = opt(0, "semi: for its first this many steps G learns alone, by the mean |G(c, z) - x| over "
-                                 "the labelled images; D and E wait (0 = off)", low=0, method=True)
+    warmup_kimg: float = opt(0.0, "semi: the first this many kimg are warm-up steps, in which G learns alone, by "
+                                   "the squared error of G(c, z) to the labelled images; D and E wait (0 = off)",
+                             low=0.0, method=True)
     r1_gamma: float = opt(10.0, "R1 weight (penalty r1_gamma / 2 * |grad D(x)|^2 on reals; 0 = off)", low=0.0,
                           method=True)
     r1_interval: int = opt(16, "lazy R1: every this many steps, its weight scaled by the interval", low=1,

@@ -400,16 +400,17 @@ def test_optimiser_settings(encoder):
 
 
 def test_warmup_steps_train_g_alone_on_the_reconstruction():
-    """For its first `warmup_steps` steps G alone learns mean |G(c, z) - x| over the labelled
-    images (D and E unchanged); from then on the normal step runs."""
-    cfg, method, nets, batch, ctx = _setup(warmup_steps=2, alpha=0.0, beta=0.0)
+    """For the steps of its first `warmup_kimg` G alone learns the mean squared error between G(c, z)
+    and the labelled images (D and E unchanged); from then on the normal step runs."""
+    cfg, method, nets, batch, ctx = _setup(warmup_kimg=0.032, alpha=0.0, beta=0.0)
+    assert cfg.batch == 16 and method.warmup_steps == 2  # 32 images: two steps of 16
     assert method.uses_labels  # the warm-up alone draws labelled batches
     # the term: the same z draw, G on the labelled codes, the mean absolute pixel error
     z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch.global_labeled_batch, cfg.z_dim),
                                                                   dtype=np.float32))
     with torch.no_grad():
-        want = (nets["G"](batch.labeled_codes, z) - batch.labeled).abs().mean()
-        got = method.warmup_terms(ctx, nets, batch)["recon"][1]
+        want = (nets["G"](batch.labeled_codes, z) - batch.labeled).square().mean()
+        got = method.warmup_terms(ctx, nets, batch)["warmup"][1]
     assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
     for step, d_moves in ((0, False), (1, False), (2, True)):
         g0 = [p.detach().clone() for p in nets["G"].parameters()]
@@ -418,11 +419,11 @@ def test_warmup_steps_train_g_alone_on_the_reconstruction():
         method.train_step(ctx, nets, batch)
         assert any(not torch.equal(p, q) for p, q in zip(nets["G"].parameters(), g0)), step
         assert any(not torch.equal(p, q) for p, q in zip(nets["D"].parameters(), d0)) == d_moves, step
-        assert ("G/warmup_recon" in ctx.stats) == (not d_moves), step
+        assert ("G/warmup" in ctx.stats) == (not d_moves), step
 
 
 def test_warmup_steps_is_for_semi_only():
-    with pytest.raises(UserError, match="--method semi-fine does not use --warmup-steps"):
-        make_config("tiny", method="semi-fine", warmup_steps=10)
-    with pytest.raises(UserError, match="--method info does not use --warmup-steps"):
-        make_config("tiny", method="info", warmup_steps=10)
+    with pytest.raises(UserError, match="--method semi-fine does not use --warmup-kimg"):
+        make_config("tiny", method="semi-fine", warmup_kimg=1)
+    with pytest.raises(UserError, match="--method info does not use --warmup-kimg"):
+        make_config("tiny", method="info", warmup_kimg=1)

@@ -160,7 +160,7 @@ class SemiStyleGAN(Method):
     identified_codes = True
     conditional_generator = True
     prior_samples = True
-    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_steps")
+    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_kimg")
     # MixUp partners: the step's own fakes when the labelled batch is no larger than the batch.
     reuse_step_fakes_for_mixup = True
 
@@ -168,6 +168,8 @@ class SemiStyleGAN(Method):
         super().__init__(cfg, dataset_info)
         self.recon = float(cfg.recon)
         self.recon_hard = float(cfg.recon_hard)
+        # the warm-up's steps: the loop counts every step as one batch of images
+        self.warmup_steps = int(round(cfg.warmup_kimg * 1000 / cfg.batch))
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
         # Labelled batches are drawn only when a term reads them.
@@ -294,7 +296,7 @@ class SemiStyleGAN(Method):
 
     def _need_labels(self) -> bool:
         return bool(self.w["beta"] > 0 or self.w["alpha"] > 0 or self.w["alpha_E"] > 0 or self._recon_weights()
-                    or self.cfg.warmup_steps > 0)
+                    or self.warmup_steps > 0)
 
     def _recon_weights(self) -> dict[str, float]:
         """The reconstruction terms that are on: {name: weight}."""
@@ -391,21 +393,26 @@ class SemiStyleGAN(Method):
         return {name: (v * full).sum() / norm for name, v in per_image.items()}
 
     def warmup_terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
-        """A warm-up step's one term: the mean |G(c, z) - x| over the labelled images (no D, no E)."""
+        """A warm-up step's one term: the mean squared pixel error between G(c, z) and the labelled
+        image x of code c, over the labelled images whose codes are all known (no D, no E). Squared,
+        not absolute: the L1 minimiser of an unsure pixel is its median, the background, and G
+        learned to draw faint blobs (docs/negative-results.md)."""
         z = ctx.randn(batch.global_labeled_batch, self.z_dim)
         with ctx.autocast():
             out = self._synthesize(ctx, nets["G"], self._label_targets(batch)[0], z, None)
-        return {"recon": (1.0, self._recon_terms(batch, out, ("recon",))["recon"])}
+        full = self._label_targets(batch)[1].all(dim=1).float()
+        per_image = (out.float() - batch.labeled.float()).square().flatten(1).mean(dim=1)
+        return {"warmup": (1.0, (per_image * full).sum() / full.sum().clamp_min(1.0))}
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]
         cfg = self.cfg
-        if ctx.step < cfg.warmup_steps:
+        if ctx.step < self.warmup_steps:
             set_requires_grad(G, True)
             terms = self.warmup_terms(ctx, nets, batch)
-            # warm-up, G alone: the recon term (this project's addition, docs/method.md)
+            # warm-up, G alone: the squared reconstruction error (this project's addition, docs/method.md)
             ctx.optimizer_step("G", sum(wt * v for wt, v in terms.values()), list(G.parameters()))
-            ctx.report("G/warmup_recon", terms["recon"][1])
+            ctx.report("G/warmup", terms["warmup"][1])
             return
         do_r1 = cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
         if D.noise > 0:  # E's input noise, from the saved random stream (drawn only then)
