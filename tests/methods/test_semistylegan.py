@@ -420,6 +420,8 @@ def test_warmup_steps_train_g_alone_on_the_reconstruction():
         assert any(not torch.equal(p, q) for p, q in zip(nets["G"].parameters(), g0)), step
         assert any(not torch.equal(p, q) for p, q in zip(nets["D"].parameters(), d0)) == d_moves, step
         assert ("G/warmup" in ctx.stats) == (not d_moves), step
+        # the warm-up has an Adam of its own: G's GAN Adam starts fresh after it
+        assert bool(ctx.optimizers["G"].state) == d_moves and bool(ctx.optimizers["G_warmup"].state), step
 
 
 def test_warmup_steps_is_for_semi_only():

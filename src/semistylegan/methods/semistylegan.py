@@ -196,7 +196,13 @@ class SemiStyleGAN(Method):
                 "D": with_encoder(self.cfg, D, len(self.code_sizes))}
 
     def build_optimizers(self, nets):
-        return {"G": self.g_optimizer(nets["G"]), "D": d_optimizer(self.cfg, nets["D"])}
+        opts = {"G": self.g_optimizer(nets["G"]), "D": d_optimizer(self.cfg, nets["D"])}
+        if self.warmup_steps:
+            # An Adam of its own: G's Adam carried out of the warm-up, whose small squared-error
+            # gradients leave tiny second moments, takes huge steps on the first GAN gradients and
+            # wiped out the warm-up's shapes within 20 kimg (docs/negative-results.md).
+            opts["G_warmup"] = self.g_optimizer(nets["G"])
+        return opts
 
     def g_optimizer(self, G: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
@@ -411,7 +417,7 @@ class SemiStyleGAN(Method):
             set_requires_grad(G, True)
             terms = self.warmup_terms(ctx, nets, batch)
             # warm-up, G alone: the squared reconstruction error (this project's addition, docs/method.md)
-            ctx.optimizer_step("G", sum(wt * v for wt, v in terms.values()), list(G.parameters()))
+            ctx.optimizer_step("G_warmup", sum(wt * v for wt, v in terms.values()), list(G.parameters()))
             ctx.report("G/warmup", terms["warmup"][1])
             return
         do_r1 = cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
