@@ -37,10 +37,11 @@ def _assert_same_state(a, b):
 
 # The default, the options that add random draws of their own (E's input noise) or optimiser
 # groups (a separate encoder) and networks (a plain G), and the channels-last memory
-# format (dsprites-cpu32's default; in-place activations on channels-last feature maps).
+# format (dsprites-cpu32's default; in-place activations on channels-last feature maps), and a
+# warm-up of 4 steps (its own Adam), stopped inside it after step 3.
 @pytest.mark.parametrize("options", [{}, dict(encoder="separate", encoder_noise=0.5, code_head="classify",
                                               g_plain=True, g_beta1=0.9),
-                                     dict(channels_last=True)])
+                                     dict(channels_last=True), dict(warmup_kimg=0.064)])
 @pytest.mark.cpu_only  # bit for bit
 def test_resume_is_exact(tmp_path, options):
     common = dict(r1_interval=3, snapshot_kimg=100.0, grid_kimg=0.0, metrics_kimg=0.0, **options)
