@@ -182,14 +182,17 @@ def bench_factor_vae(d, repeats, case="rotated"):
     _, t_encoder = timed(lambda: [rep(rows[s:s + 8192]) for s in range(0, len(rows), 8192)], 3)
 
     def replay_only():
-        stream = replay.FactorStream(grid, rep, np.random.RandomState(0))
+        rs = np.random.RandomState(0)
+        start = rs.get_state()
+        stream = replay.FactorStream(grid, rep, rs)
         stream.sample_factors(kw["num_variance_estimate"])
         for num in (kw["num_train"], kw["num_eval"]):
             for _ in stream.replay_group_chunks(num, 1, kw["batch_size"], stream.chunk_images // kw["batch_size"]):
                 pass
+        return start, rs.get_state()
 
-    _, t_replay = timed(replay_only, 3)
-    outputs = _raw_outputs_used(grid, kw)
+    states, t_replay = timed(replay_only, 3)
+    outputs = _outputs_between(*states)
     bits = np.random.MT19937(0)
     chunks = [1 << 20] * (outputs >> 20) + [outputs & ((1 << 20) - 1)]
     _, t_raw = timed(lambda: [bits.random_raw(c) for c in chunks], 3)
@@ -205,18 +208,6 @@ def bench_factor_vae(d, repeats, case="rotated"):
     same = str(ref["eval_accuracy"] == ours["eval_accuracy"] and ref["train_accuracy"] == ours["train_accuracy"])
     return paired_row(name, t_ref, t_ours, same,
                       f"eval {ours['eval_accuracy']:.4f}; ours: {floors}")
-
-
-def _raw_outputs_used(grid, kw) -> int:
-    """How many 32-bit outputs dlib's FactorVAE draws consume (counted on a plain MT19937 copy)."""
-    rs = np.random.RandomState(0)
-    start = rs.get_state()
-    stream = replay.FactorStream(grid, None, rs)
-    stream.sample_factors(kw["num_variance_estimate"])
-    for num in (kw["num_train"], kw["num_eval"]):
-        for _ in stream.replay_group_chunks(num, 1, kw["batch_size"], 128):
-            pass
-    return _outputs_between(start, rs.get_state())
 
 
 def _outputs_between(start, end) -> int:

@@ -15,7 +15,6 @@ from semistylegan.errors import UserError
 from test_editing import FINE_FACTORS, tiny_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
-
 def _tiny_run(tmp_path_factory, method):
     """The shared tiny runs; the semi-fine one also takes the coarse skip and the constant input."""
     return tiny_run(tmp_path_factory, method, args=(*FINE_FACTORS, "--coarse-skip", "--input-const")

@@ -405,7 +405,7 @@ def test_warmup_steps_train_g_alone_on_the_reconstruction():
     cfg, method, nets, batch, ctx = _setup(warmup_kimg=0.032, alpha=0.0, beta=0.0)
     assert cfg.batch == 16 and method.warmup_steps == 2  # 32 images: two steps of 16
     assert method.uses_labels  # the warm-up alone draws labelled batches
-    # the term: the same z draw, G on the labelled codes, the mean absolute pixel error
+    # the term: the same z draw, G on the labelled codes, the mean squared pixel error
     z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch.global_labeled_batch, cfg.z_dim),
                                                                   dtype=np.float32))
     with torch.no_grad():

@@ -383,20 +383,23 @@ class SemiStyleGAN(Method):
             terms.update((k, (weights[k], values[k])) for k in weights)
         return terms
 
+    def _over_known(self, batch: Batch, per_image: torch.Tensor) -> torch.Tensor:
+        """The mean of a per-image value over the labelled images whose codes are all known (0
+        when none is): the images whose code fixes the picture G is asked to redraw."""
+        full = self._label_targets(batch)[1].all(dim=1).float()
+        return (per_image * full).sum() / full.sum().clamp_min(1.0)
+
     def _recon_terms(self, batch: Batch, out: torch.Tensor, which) -> dict[str, torch.Tensor]:
         """The reconstruction terms named in `which` (`recon`, `recon_hard`): between G(c, z) (`out`)
         and the labelled x of code c, the mean L1 over pixels and over the worst twentieth of the
         pixels, averaged over the labelled images whose codes are all known (0 when none is)."""
-        known = self._label_targets(batch)[1]
-        full = known.all(dim=1).float()
         err = (out.float() - batch.labeled.float()).abs().mean(dim=1).flatten(1)  # (N, H*W) pixel errors
-        norm = full.sum().clamp_min(1.0)
         per_image = {}
         if "recon" in which:
             per_image["recon"] = err.mean(dim=1)
         if "recon_hard" in which:
             per_image["recon_hard"] = err.topk(hard_pixel_count(err.shape[1]), dim=1, sorted=False).values.mean(dim=1)
-        return {name: (v * full).sum() / norm for name, v in per_image.items()}
+        return {name: self._over_known(batch, v) for name, v in per_image.items()}
 
     def warmup_terms(self, ctx: StepContext, nets, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
         """A warm-up step's one term: the mean squared pixel error between G(c, z) and the labelled
@@ -406,9 +409,8 @@ class SemiStyleGAN(Method):
         z = ctx.randn(batch.global_labeled_batch, self.z_dim)
         with ctx.autocast():
             out = self._synthesize(ctx, nets["G"], self._label_targets(batch)[0], z, None)
-        full = self._label_targets(batch)[1].all(dim=1).float()
         per_image = (out.float() - batch.labeled.float()).square().flatten(1).mean(dim=1)
-        return {"warmup": (1.0, (per_image * full).sum() / full.sum().clamp_min(1.0))}
+        return {"warmup": (1.0, self._over_known(batch, per_image))}
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]
