@@ -102,7 +102,7 @@ class HostBatch:
     """One step's data as loaded on the host: on a CPU already the step's float tensors; for a
     GPU uint8 images in pinned memory, copied without blocking by `to_device`."""
 
-    real: torch.Tensor
+    real: torch.Tensor | None
     labeled: torch.Tensor | None
     labeled_codes: torch.Tensor | None
     labeled_mask: torch.Tensor | None
@@ -128,7 +128,7 @@ def device_images(t: torch.Tensor, device: torch.device, channels_last: bool) ->
 
 def to_device(host: HostBatch, device: torch.device, channels_last: bool):
     """(real, labeled, labeled_codes, labeled_mask) on the device; non-blocking from pinned memory."""
-    real = device_images(host.real, device, channels_last)
+    real = None if host.real is None else device_images(host.real, device, channels_last)
     labeled = None if host.labeled is None else device_images(host.labeled, device, False)
     codes = None if host.labeled_codes is None else host.labeled_codes.to(device, non_blocking=True)
     mask = None if host.labeled_mask is None else host.labeled_mask.to(device, non_blocking=True)
@@ -138,13 +138,13 @@ def to_device(host: HostBatch, device: torch.device, channels_last: bool):
 class BatchPrefetcher:
     """Loads the next step's data in a background thread while the current step runs.
 
-    Exactness: the indices of every batch are drawn by `draw()` in the calling thread, in step
+    Exactness: the indices of every batch are drawn by `draw(step)` in the calling thread, in step
     order, from the run's data generator `rng`; the thread only runs `load(indices)`. The batch
     prepared ahead has already advanced `rng`, so `rng_state()` is the generator's state from
     *before* that draw: a snapshot saves it, and the resumed run draws the same batch again.
     The trajectory therefore does not depend on prefetching or on when a snapshot is taken."""
 
-    def __init__(self, rng: np.random.Generator, draw: Callable[[], object], load: Callable[[object], HostBatch],
+    def __init__(self, rng: np.random.Generator, draw: Callable[[int], object], load: Callable[[object], HostBatch],
                  enabled: bool = True):
         self.rng = rng
         self.draw = draw
@@ -152,12 +152,15 @@ class BatchPrefetcher:
         self.enabled = enabled
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        self._pending_step: int | None = None
         self._state_before_pending: str | None = None
 
-    def next(self) -> HostBatch:
-        """This step's data; starts loading the next step's."""
+    def next(self, step: int) -> HostBatch:
+        """Step `step`'s data; starts loading step + 1's."""
+        if self._pending is not None and self._pending_step != step:
+            self.discard()  # loaded for another step: rewind and draw this one
         if self._pending is None:
-            host = self.load(self.draw())
+            host = self.load(self.draw(step))
         else:
             host = self._pending.result()
             self._pending = None
@@ -165,7 +168,8 @@ class BatchPrefetcher:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semistylegan-data")
             self._state_before_pending = json.dumps(self.rng.bit_generator.state)
-            self._pending = self._pool.submit(self.load, self.draw())
+            self._pending_step = step + 1
+            self._pending = self._pool.submit(self.load, self.draw(step + 1))
         return host
 
     def rng_state(self) -> str:

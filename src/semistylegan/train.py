@@ -33,7 +33,7 @@ from semistylegan.config import TrainConfig
 from semistylegan.data import LabeledSubset, make_dataset
 from semistylegan.data.dataset import ImageDataset, tensor_to_images
 from semistylegan.errors import UserError
-from semistylegan.methods import Batch, Method, StepContext, build_method
+from semistylegan.methods import Batch, Method, StepContext, StepPlan, build_method
 from semistylegan.viz import labeled_grid, save_png, traversal_codes
 
 __all__ = ["Trainer", "train", "TrainingDiverged"]
@@ -188,36 +188,40 @@ class Trainer:
             old.unlink(missing_ok=True)
 
     # data ----------------------------------------------------------------------------------
-    def _draw_indices(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """One step's dataset indices (global batch; every rank draws the same), in the calling thread."""
-        cfg = self.cfg
-        idx = self.data_rng.integers(len(self.dataset), size=cfg.batch)
+    def _draw_indices(self, step: int) -> tuple[StepPlan, np.ndarray | None, np.ndarray | None]:
+        """Step `step`'s plan and dataset indices (global batches, only those the step reads; every
+        rank draws the same), in the calling thread."""
+        plan = self.method.step_plan(step)
+        idx = self.data_rng.integers(len(self.dataset), size=plan.real) if plan.real else None
         lidx = None
-        if len(self.labeled) > 0 and self.method.uses_labels:
-            lidx = self.labeled.indices[self.data_rng.integers(len(self.labeled), size=cfg.labeled_batch)]
-        return idx, lidx
+        if plan.labeled and len(self.labeled) > 0:
+            lidx = self.labeled.indices[self.data_rng.integers(len(self.labeled), size=plan.labeled)]
+        return plan, idx, lidx
 
-    def _load(self, indices) -> pipeline.HostBatch:
+    def _load(self, drawn) -> tuple[StepPlan, pipeline.HostBatch]:
         """This rank's slice of a step's data, on the host (runs in the prefetch thread)."""
         cfg = self.cfg
-        idx, lidx = indices
-        real = pipeline.load_images(self.dataset.images(idx[dist.local_slice(cfg.batch)]), self.device,
-                                    cfg.channels_last)
+        plan, idx, lidx = drawn
+        real = None
+        if idx is not None:
+            real = pipeline.load_images(self.dataset.images(idx[dist.local_slice(plan.real)]), self.device,
+                                        cfg.channels_last)
         if lidx is None:
-            return pipeline.HostBatch(real, None, None, None)
-        lidx = lidx[dist.local_slice(cfg.labeled_batch)]
+            return plan, pipeline.HostBatch(real, None, None, None)
+        lidx = lidx[dist.local_slice(plan.labeled)]
         codes = self.dataset.codes(lidx)
         mask = torch.from_numpy(~np.isnan(codes))
         codes = torch.from_numpy(np.nan_to_num(codes, nan=0.0))
         if self.device.type == "cuda":
             codes, mask = codes.pin_memory(), mask.pin_memory()
         labeled = pipeline.load_images(self.dataset.images(lidx), self.device, False)
-        return pipeline.HostBatch(real, labeled, codes, mask)
+        return plan, pipeline.HostBatch(real, labeled, codes, mask)
 
-    def _batch(self) -> Batch:
-        cfg = self.cfg
-        real, labeled, codes, mask = pipeline.to_device(self.prefetcher.next(), self.device, cfg.channels_last)
-        return Batch(real, labeled, codes, mask, cfg.batch, cfg.labeled_batch)
+    def _batch(self) -> tuple[StepPlan, Batch]:
+        """The current step's plan and data."""
+        plan, host = self.prefetcher.next(self.step)
+        real, labeled, codes, mask = pipeline.to_device(host, self.device, self.cfg.channels_last)
+        return plan, Batch(real, labeled, codes, mask, plan.real, plan.labeled)
 
     # one step ------------------------------------------------------------------------------
     def _step(self):
@@ -225,13 +229,13 @@ class Trainer:
         cfg = self.cfg
         for net in self.nets.values():
             net.train()
-        batch = self._batch()
+        plan, batch = self._batch()
         ctx = StepContext(self.rng, self.device, self.optimizers, self.step, channels_last=cfg.channels_last,
                           autocast_dtype=self.autocast_dtype, scalers=self.scalers)
         self.method.train_step(ctx, self.nets, batch)
         self.step += 1
-        self.cur_nimg += cfg.batch
-        self._update_ema()
+        self.cur_nimg += plan.nimg
+        self._update_ema(plan.nimg)
         self.stats_window.add(self.step, ctx.stats)
 
     def read_stats(self) -> list[dict[str, float]]:
@@ -257,12 +261,12 @@ class Trainer:
         self._step()
         return self.read_stats()[-1]
 
-    def _update_ema(self):
+    def _update_ema(self, step_nimg: int):
         cfg = self.cfg
         ema_nimg = cfg.ema_kimg * 1000
         if cfg.ema_rampup:
             ema_nimg = min(ema_nimg, self.cur_nimg * cfg.ema_rampup)
-        beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+        beta = 0.5 ** (step_nimg / max(ema_nimg, 1e-8))
         with torch.no_grad():
             for name, ema in self.ema.items():
                 src = self.nets[name]

@@ -429,3 +429,25 @@ def test_warmup_steps_is_for_semi_only():
         make_config("tiny", method="semi-fine", warmup_kimg=1)
     with pytest.raises(UserError, match="--method info does not use --warmup-kimg"):
         make_config("tiny", method="info", warmup_kimg=1)
+    with pytest.raises(UserError, match="--method info does not use --warmup-batch"):
+        make_config("tiny", method="info", warmup_batch=8)
+    with pytest.raises(UserError, match="--warmup-batch needs a warm-up: use --warmup-kimg > 0"):
+        make_config("tiny", warmup_batch=8)
+
+
+def test_warmup_steps_draw_their_own_labelled_batch_and_no_reals(tmp_path, monkeypatch):
+    """A warm-up step of --warmup-batch 8 is given 8 labelled images and no reals, and counts 8
+    images; 40 images of warm-up are 5 such steps, then GAN steps of 16 reals and 16 labelled."""
+    cfg = make_config("tiny", warmup_kimg=0.04, warmup_batch=8, kimg=0.072, grid_kimg=0.0, metrics_kimg=0.0,
+                      snapshot_kimg=1.0)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    seen, real_step = [], trainer.method.train_step
+
+    def step(ctx, nets, batch):
+        seen.append((ctx.step, None if batch.real is None else len(batch.real), len(batch.labeled), trainer.cur_nimg))
+        real_step(ctx, nets, batch)
+
+    monkeypatch.setattr(trainer.method, "train_step", step)
+    trainer.run()
+    assert seen == [(s, None, 8, 8 * s) for s in range(5)] + [(5, 16, 16, 40), (6, 16, 16, 56)]
+    assert trainer.cur_nimg == 72

@@ -37,23 +37,24 @@ def _assert_same_state(a, b):
 
 # The default, the options that add random draws of their own (E's input noise) or optimiser
 # groups (a separate encoder) and networks (a plain G), and the channels-last memory
-# format (dsprites-cpu32's default; in-place activations on channels-last feature maps), and a
-# warm-up of 4 steps (its own Adam), stopped inside it after step 3.
-@pytest.mark.parametrize("options", [{}, dict(encoder="separate", encoder_noise=0.5, code_head="classify",
-                                              g_plain=True, g_beta1=0.9),
-                                     dict(channels_last=True), dict(warmup_kimg=0.064)])
+# format (dsprites-cpu32's default; in-place activations on channels-last feature maps), a
+# warm-up of 4 steps (its own Adam), stopped inside it after step 3, and a warm-up of 8 steps of
+# 8 labelled images (no reals drawn), stopped inside it after step 6, then 2 steps of 16 images.
+@pytest.mark.parametrize("options, half_steps, steps", [
+    ({}, 3, 6), (dict(encoder="separate", encoder_noise=0.5, code_head="classify", g_plain=True, g_beta1=0.9), 3, 6),
+    (dict(channels_last=True), 3, 6), (dict(warmup_kimg=0.064), 3, 6),
+    (dict(warmup_kimg=0.064, warmup_batch=8), 6, 10)])
 @pytest.mark.cpu_only  # bit for bit
-def test_resume_is_exact(tmp_path, options):
+def test_resume_is_exact(tmp_path, options, half_steps, steps):
     common = dict(r1_interval=3, snapshot_kimg=100.0, grid_kimg=0.0, metrics_kimg=0.0, **options)
-    steps = 6
     kimg_half = 3 * 16 / 1000
-    # Uninterrupted run of 6 steps (snapshots at other intervals must not change anything).
+    # Uninterrupted run of 96 images (snapshots at other intervals must not change anything).
     cfg_full = make_config("tiny", kimg=2 * kimg_half, **{**common, "snapshot_kimg": 0.016})
     Trainer(cfg_full, tmp_path / "full", progress=False).run()
-    # Stopped after 3 steps, then resumed to 6.
+    # Stopped after 48 images, then resumed to 96.
     cfg_half = make_config("tiny", kimg=kimg_half, **common)
     Trainer(cfg_half, tmp_path / "split", progress=False).run()
-    assert load_snapshot(list_snapshots(tmp_path / "split")[-1])["state"]["step"] == steps // 2
+    assert load_snapshot(list_snapshots(tmp_path / "split")[-1])["state"]["step"] == half_steps
     cfg_half.kimg = 2 * kimg_half
     train(cfg_half, tmp_path / "split", resume=True, progress=False)
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")

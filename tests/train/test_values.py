@@ -14,7 +14,7 @@ from semistylegan.train import Trainer, TrainingDiverged
     (0.0, 160, 0.5 ** (16 / 500)),     # no ramp
 ])
 def test_ema_update_formula(tmp_path, ema_rampup, cur_nimg, beta):
-    """ema <- p + beta (ema - p), beta = 0.5 ** (batch / min(ema_kimg * 1000, cur_nimg * ema_rampup));
+    """ema <- p + beta (ema - p), beta = 0.5 ** (step images / min(ema_kimg * 1000, cur_nimg * ema_rampup));
     buffers (w_avg) are copied."""
     cfg = make_config("tiny", ema_kimg=0.5, ema_rampup=ema_rampup)
     assert cfg.batch == 16
@@ -27,7 +27,7 @@ def test_ema_update_formula(tmp_path, ema_rampup, cur_nimg, beta):
         G.mapping.w_avg.normal_()
     before = [p.detach().clone() for p in ema.parameters()]
     trainer.cur_nimg = cur_nimg
-    trainer._update_ema()
+    trainer._update_ema(cfg.batch)
     for p_ema, old, p in zip(ema.parameters(), before, G.parameters()):
         assert not torch.equal(old, p.detach())
         torch.testing.assert_close(p_ema, p.detach() + beta * (old - p.detach()), rtol=1e-5, atol=1e-6)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import importlib
 
 from semistylegan.errors import UserError
-from semistylegan.methods.base import Batch, Method, StepContext
+from semistylegan.methods.base import Batch, Method, StepContext, StepPlan
 
-__all__ = ["Batch", "Method", "StepContext", "build_method", "method_class", "METHOD_CLASSES"]
+__all__ = ["Batch", "Method", "StepContext", "StepPlan", "build_method", "method_class", "METHOD_CLASSES"]
 
 # method name -> "module:Class"; modules are imported on first use.
 METHOD_CLASSES = {

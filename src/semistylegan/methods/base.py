@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -30,12 +30,21 @@ __all__ = ["Batch", "StepContext", "Method", "l2_norm_loss", "set_requires_grad"
 class Batch:
     """This rank's slice of one step's data."""
 
-    real: torch.Tensor                    # (B, C, H, W) in [-1, 1], real images (unlabelled use)
+    real: torch.Tensor | None             # (B, C, H, W) in [-1, 1], real images (unlabelled use;
+                                          # None when the step reads none, Method.step_plan)
     labeled: torch.Tensor | None          # (L, C, H, W) labelled real images (None when eta = 0)
     labeled_codes: torch.Tensor | None    # (L, K) their codes in [0, 1] (0 where unknown)
     labeled_mask: torch.Tensor | None     # (L, K) bool, which factors are known
     global_batch: int                     # the global sizes, for drawing the global random stream
     global_labeled_batch: int
+
+
+class StepPlan(NamedTuple):
+    """What one training step reads and how many images it counts towards kimg (global sizes)."""
+
+    real: int      # real images drawn for the step (0: none)
+    labeled: int   # labelled images drawn for it (0: none)
+    nimg: int      # images the step adds to the run's image count
 
 
 class StepContext:
@@ -187,6 +196,12 @@ class Method:
 
     def build_optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
+
+    def step_plan(self, step: int) -> StepPlan:
+        """What step `step` reads: by default a batch of reals and, for a method that learns from
+        labels, a labelled batch; the step counts its batch of reals. The loop draws only these."""
+        cfg = self.cfg
+        return StepPlan(cfg.batch, cfg.labeled_batch if self.uses_labels else 0, cfg.batch)
 
     def train_step(self, ctx: StepContext, nets: dict[str, nn.Module], batch: Batch) -> None:
         raise NotImplementedError

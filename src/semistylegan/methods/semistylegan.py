@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from semistylegan import dist, pipeline
-from semistylegan.methods.base import Batch, Method, StepContext, l2_norm_loss, set_requires_grad
+from semistylegan.methods.base import Batch, Method, StepContext, StepPlan, l2_norm_loss, set_requires_grad
 from semistylegan.nets import Discriminator, Generator
 from semistylegan.nets.discriminator import SeparateEncoderDiscriminator, split_code_logits
 from semistylegan.nets.layers import store_at_runtime_scale
@@ -160,7 +160,8 @@ class SemiStyleGAN(Method):
     identified_codes = True
     conditional_generator = True
     prior_samples = True
-    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_kimg")
+    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_kimg",
+                             "warmup_batch")
     # MixUp partners: the step's own fakes when the labelled batch is no larger than the batch.
     reuse_step_fakes_for_mixup = True
 
@@ -168,8 +169,9 @@ class SemiStyleGAN(Method):
         super().__init__(cfg, dataset_info)
         self.recon = float(cfg.recon)
         self.recon_hard = float(cfg.recon_hard)
-        # the warm-up's steps: the loop counts every step as one batch of images
-        self.warmup_steps = int(round(cfg.warmup_kimg * 1000 / cfg.batch))
+        # the warm-up's steps, each on a labelled batch of its own size (it counts those images)
+        self.warmup_batch = int(cfg.warmup_batch) or int(cfg.labeled_batch)
+        self.warmup_steps = int(round(cfg.warmup_kimg * 1000 / self.warmup_batch))
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
         # Labelled batches are drawn only when a term reads them.
@@ -411,6 +413,12 @@ class SemiStyleGAN(Method):
             out = self._synthesize(ctx, nets["G"], self._label_targets(batch)[0], z, None)
         per_image = (out.float() - batch.labeled.float()).square().flatten(1).mean(dim=1)
         return {"warmup": (1.0, self._over_known(batch, per_image))}
+
+    def step_plan(self, step: int) -> StepPlan:
+        """A warm-up step reads a labelled batch of --warmup-batch images and no reals."""
+        if step < self.warmup_steps:
+            return StepPlan(0, self.warmup_batch, self.warmup_batch)
+        return super().step_plan(step)
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:
         G, D = nets["G"], nets["D"]
