@@ -402,8 +402,11 @@ def test_optimiser_settings(encoder):
 def test_warmup_steps_train_g_alone_on_the_reconstruction():
     """For the steps of its first `warmup_kimg` G alone learns the mean squared error between G(c, z)
     and the labelled images (D and E unchanged); from then on the normal step runs."""
-    cfg, method, nets, batch, ctx = _setup(warmup_kimg=0.032, alpha=0.0, beta=0.0)
+    cfg, method, nets, batch, ctx = _setup(warmup_kimg=0.032, warmup_lr=0.01, alpha=0.0, beta=0.0)
     assert cfg.batch == 16 and method.warmup_steps == 2  # 32 images: two steps of 16
+    # the warm-up's Adam at --warmup-lr, the GAN's at --lr
+    assert [g["lr"] for g in ctx.optimizers["G_warmup"].param_groups] == [0.01]
+    assert {g["lr"] for g in ctx.optimizers["G"].param_groups} == {cfg.lr} != {0.01}
     assert method.uses_labels  # the warm-up alone draws labelled batches
     # the term: the same z draw, G on the labelled codes, the mean squared pixel error
     z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch.global_labeled_batch, cfg.z_dim),
@@ -433,6 +436,8 @@ def test_warmup_steps_is_for_semi_only():
         make_config("tiny", method="info", warmup_batch=8)
     with pytest.raises(UserError, match="--warmup-batch needs a warm-up: use --warmup-kimg > 0"):
         make_config("tiny", warmup_batch=8)
+    with pytest.raises(UserError, match="--warmup-lr needs a warm-up: use --warmup-kimg > 0"):
+        make_config("tiny", warmup_lr=0.01)
 
 
 def test_warmup_steps_draw_their_own_labelled_batch_and_no_reals(tmp_path, monkeypatch):

@@ -161,7 +161,7 @@ class SemiStyleGAN(Method):
     conditional_generator = True
     prior_samples = True
     fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_kimg",
-                             "warmup_batch")
+                             "warmup_batch", "warmup_lr")
     # MixUp partners: the step's own fakes when the labelled batch is no larger than the batch.
     reuse_step_fakes_for_mixup = True
 
@@ -203,12 +203,12 @@ class SemiStyleGAN(Method):
             # An Adam of its own: G's Adam carried out of the warm-up, whose small squared-error
             # gradients leave tiny second moments, takes huge steps on the first GAN gradients and
             # wiped out the warm-up's shapes within 20 kimg (docs/negative-results.md).
-            opts["G_warmup"] = self.g_optimizer(nets["G"])
+            opts["G_warmup"] = self.g_optimizer(nets["G"], self.cfg.warmup_lr or self.cfg.lr)
         return opts
 
-    def g_optimizer(self, G: nn.Module) -> torch.optim.Optimizer:
+    def g_optimizer(self, G: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
         cfg = self.cfg
-        return torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
+        return torch.optim.Adam(G.parameters(), lr=lr or cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
 
     # E's losses: L_sup, L_unsup, L_sr ---------------------------------------------------------
     def _code_loss(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
