@@ -1,8 +1,10 @@
 """Images/s of training-step variants measured side by side in one run, on a CPU or a GPU: the
 full Semi-StyleGAN step against the plain GAN step (gamma = beta = alpha = 0), each with or without
-torch.compile (--compile).
+torch.compile (+compile) or bf16 (+fp32 turns it off), and the warm-up step at a labelled batch of B
+images (warmup:B).
 
     OMP_NUM_THREADS=1 python bench/step_speed.py --preset dsprites-cpu32 --variants full,full+compile
+    python bench/step_speed.py --preset dsprites-15min --variants full,warmup:32,warmup:128,warmup:128+fp32
     python bench/step_speed.py --preset dsprites64 --device cuda --bf16 --variants full,plain
     python bench/step_speed.py --preset dsprites64 --resolution 128 --device cuda --bf16 --variants full,plain
 
@@ -61,16 +63,24 @@ def _sync(device: torch.device):
 
 
 def build(preset: str, variant: str, args, run_dir: str) -> tuple[Trainer, float]:
-    base, _, extra = variant.partition("+")
-    if base not in VARIANTS or extra not in ("", "compile"):
-        raise SystemExit(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}, each optionally +compile")
+    base, *extras = variant.split("+")
+    base, _, warmup_batch = base.partition(":")
+    if (base not in VARIANTS and base != "warmup") or bool(warmup_batch) != (base == "warmup") \
+            or not set(extras) <= {"compile", "fp32"}:
+        raise SystemExit(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}, warmup:B, "
+                         "each optionally +compile, +fp32")
     overrides = dict(kimg=1e6, grid_kimg=0.0, snapshot_kimg=1e6, metrics_kimg=0.0, deterministic=False,
-                     device=args.device, compile=extra == "compile", **VARIANTS[base])
+                     device=args.device, compile="compile" in extras, **VARIANTS.get(base, {}))
     for name in ("bf16", "channels_last", "resolution", "batch"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.batch is not None:
         overrides["labeled_batch"] = args.batch
+    if "fp32" in extras:
+        overrides["bf16"] = False
+    # every step a warm-up step, or none (a preset's warm-up off)
+    overrides.update(dict(warmup_kimg=1e6, warmup_batch=int(warmup_batch)) if base == "warmup" else
+                     dict(warmup_kimg=0.0, warmup_batch=0, warmup_lr=0.0))
     cfg = make_config(preset, **overrides)
     dataset = UpsampledDSprites(cfg.resolution) if cfg.dataset == "dsprites" and cfg.resolution > 64 else None
     trainer = Trainer(cfg, run_dir, dataset=dataset, progress=False)
@@ -82,15 +92,17 @@ def build(preset: str, variant: str, args, run_dir: str) -> tuple[Trainer, float
     return trainer, time.perf_counter() - t0
 
 
-def time_round(trainer: Trainer, steps: int) -> float:
-    """Seconds per step over `steps` steps (the stats read, and the device drained, at the end)."""
+def time_round(trainer: Trainer, steps: int) -> tuple[float, float]:
+    """Seconds per step and images per second over `steps` steps (the stats read, and the device
+    drained, at the end)."""
     _sync(trainer.device)
-    t0 = time.perf_counter()
+    t0, nimg0 = time.perf_counter(), trainer.cur_nimg
     for _ in range(steps):
         trainer._step()
     trainer.read_stats()
     _sync(trainer.device)
-    return (time.perf_counter() - t0) / steps
+    dt = time.perf_counter() - t0
+    return dt / steps, (trainer.cur_nimg - nimg0) / dt
 
 
 def main(argv=None):
@@ -123,15 +135,17 @@ def main(argv=None):
     rows = []
     for v in variants:
         cfg = trainers[v].cfg
-        dt = statistics.median(rounds[v])
+        dt = statistics.median(r[0] for r in rounds[v])
+        batch = trainers[v].method.step_plan(trainers[v].step).nimg
         rows.append({"preset": args.preset, "variant": v, "device": str(trainers[v].device),
-                     "resolution": cfg.resolution, "batch": cfg.batch, "bf16": cfg.bf16,
+                     "resolution": cfg.resolution, "batch": batch, "bf16": cfg.bf16,
                      "channels_last": cfg.channels_last, "compile": cfg.compile, "s_per_step": dt,
-                     "img_per_s": cfg.batch / dt, "img_per_s_rounds": [cfg.batch / r for r in rounds[v]],
+                     "img_per_s": statistics.median(r[1] for r in rounds[v]),
+                     "img_per_s_rounds": [r[1] for r in rounds[v]],
                      "warmup_s": warmup[v], "warmup_steps": args.warmup})
         r = rows[-1]
         spread = "/".join(f"{x:.1f}" for x in r["img_per_s_rounds"])
-        print(f"{v:16s} {r['resolution']}x{r['resolution']} batch {r['batch']}: {r['img_per_s']:8.1f} img/s "
+        print(f"{v:18s} {r['resolution']}x{r['resolution']} batch {r['batch']}: {r['img_per_s']:8.1f} img/s "
               f"({dt:.4f} s/step; rounds {spread}); warm-up {r['warmup_s']:.1f} s", flush=True)
     for r in rows[1:]:
         print(f"{r['variant']} / {rows[0]['variant']}: {r['img_per_s'] / rows[0]['img_per_s']:.2f}x img/s")
