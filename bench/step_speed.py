@@ -1,7 +1,7 @@
 """Images/s of training-step variants measured side by side in one run, on a CPU or a GPU: the
 full Semi-StyleGAN step against the plain GAN step (gamma = beta = alpha = 0), each with or without
-torch.compile (+compile) or bf16 (+fp32 turns it off), and the warm-up step at a labelled batch of B
-images (warmup:B).
+torch.compile (+compile) or bf16 (+fp32 turns it off), and the warm-up step on a labelled batch of
+B images (warmup:B).
 
     OMP_NUM_THREADS=1 python bench/step_speed.py --preset dsprites-cpu32 --variants full,full+compile
     python bench/step_speed.py --preset dsprites-15min --variants full,warmup:32,warmup:128,warmup:128+fp32
@@ -79,8 +79,8 @@ def build(preset: str, variant: str, args, run_dir: str) -> tuple[Trainer, float
     if "fp32" in extras:
         overrides["bf16"] = False
     # every step a warm-up step, or none (a preset's warm-up off)
-    overrides.update(dict(warmup_kimg=1e6, warmup_batch=int(warmup_batch)) if base == "warmup" else
-                     dict(warmup_kimg=0.0, warmup_batch=0, warmup_lr=0.0))
+    overrides.update(dict(warmup_kimg=1e6, labeled_batch=int(warmup_batch)) if base == "warmup" else
+                     dict(warmup_kimg=0.0))
     cfg = make_config(preset, **overrides)
     dataset = UpsampledDSprites(cfg.resolution) if cfg.dataset == "dsprites" and cfg.resolution > 64 else None
     trainer = Trainer(cfg, run_dir, dataset=dataset, progress=False)

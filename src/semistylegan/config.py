@@ -77,11 +77,9 @@ class TrainConfig:
     recon_hard: float = opt(0.0, "weight of the same reconstruction over the worst 5% of each image's pixels "
                                  "(0 = off)", low=0.0, method=True)
     warmup_kimg: float = opt(0.0, "semi: the first this many kimg are warm-up steps, in which G learns alone, by "
-                                   "the squared error of G(c, z) to the labelled images; D and E wait (0 = off)",
+                                   "the squared error of G(c, z) to the labelled images; D and E wait, no reals "
+                                   "are drawn, and each step counts its labelled batch (0 = off)",
                              low=0.0, method=True)
-    warmup_batch: int = opt(0, "semi: global batch of labelled images of a warm-up step, the images it counts "
-                               "(0 = --labeled-batch)", low=0, method=True)
-    warmup_lr: float = opt(0.0, "semi: learning rate of the warm-up's Adam (0 = --lr)", low=0.0, method=True)
     r1_gamma: float = opt(10.0, "R1 weight (penalty r1_gamma / 2 * |grad D(x)|^2 on reals; 0 = off)", low=0.0,
                           method=True)
     r1_interval: int = opt(16, "lazy R1: every this many steps, its weight scaled by the interval", low=1,
@@ -224,9 +222,6 @@ class TrainConfig:
                             + (", or --method info for eta = 0" if self.method == "semi" else ""))
         if self.encoder_noise > 0 and self.encoder != "separate":
             raise UserError("--encoder-noise needs --encoder separate")
-        for name in ("warmup_batch", "warmup_lr"):
-            if getattr(self, name) > 0 and self.warmup_kimg == 0:
-                raise UserError(f"--{name.replace('_', '-')} needs a warm-up: use --warmup-kimg > 0")
         if not math.isfinite(self.kimg * 1000 / self.batch) or self.kimg * 1000 < self.batch:
             raise UserError(f"--kimg {self.kimg:g} is less than one batch of {self.batch} images")
         return self

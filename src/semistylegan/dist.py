@@ -128,8 +128,8 @@ def check_batches_split(cfg) -> None:
     from semistylegan.errors import UserError
 
     n = launched_world_size()
-    for name in ("batch", "labeled_batch", "warmup_batch"):
-        value = getattr(cfg, name, 0)
+    for name in ("batch", "labeled_batch"):
+        value = getattr(cfg, name)
         if value % n:
             raise UserError(f"--{name.replace('_', '-')} {value} does not split evenly over {n} processes; "
                             f"use a multiple of {n}")

@@ -402,11 +402,8 @@ def test_optimiser_settings(encoder):
 def test_warmup_steps_train_g_alone_on_the_reconstruction():
     """For the steps of its first `warmup_kimg` G alone learns the mean squared error between G(c, z)
     and the labelled images (D and E unchanged); from then on the normal step runs."""
-    cfg, method, nets, batch, ctx = _setup(warmup_kimg=0.032, warmup_lr=0.01, alpha=0.0, beta=0.0)
-    assert cfg.batch == 16 and method.warmup_steps == 2  # 32 images: two steps of 16
-    # the warm-up's Adam at --warmup-lr, the GAN's at --lr
-    assert [g["lr"] for g in ctx.optimizers["G_warmup"].param_groups] == [0.01]
-    assert {g["lr"] for g in ctx.optimizers["G"].param_groups} == {cfg.lr} != {0.01}
+    cfg, method, nets, batch, ctx = _setup(warmup_kimg=0.032, alpha=0.0, beta=0.0)
+    assert cfg.labeled_batch == 16 and method.warmup_steps == 2  # 32 images: two steps of 16
     assert method.uses_labels  # the warm-up alone draws labelled batches
     # the term: the same z draw, G on the labelled codes, the mean squared pixel error
     z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch.global_labeled_batch, cfg.z_dim),
@@ -432,18 +429,12 @@ def test_warmup_steps_is_for_semi_only():
         make_config("tiny", method="semi-fine", warmup_kimg=1)
     with pytest.raises(UserError, match="--method info does not use --warmup-kimg"):
         make_config("tiny", method="info", warmup_kimg=1)
-    with pytest.raises(UserError, match="--method info does not use --warmup-batch"):
-        make_config("tiny", method="info", warmup_batch=8)
-    with pytest.raises(UserError, match="--warmup-batch needs a warm-up: use --warmup-kimg > 0"):
-        make_config("tiny", warmup_batch=8)
-    with pytest.raises(UserError, match="--warmup-lr needs a warm-up: use --warmup-kimg > 0"):
-        make_config("tiny", warmup_lr=0.01)
 
 
 def test_warmup_steps_draw_their_own_labelled_batch_and_no_reals(tmp_path, monkeypatch):
-    """A warm-up step of --warmup-batch 8 is given 8 labelled images and no reals, and counts 8
-    images; 40 images of warm-up are 5 such steps, then GAN steps of 16 reals and 16 labelled."""
-    cfg = make_config("tiny", warmup_kimg=0.04, warmup_batch=8, kimg=0.072, grid_kimg=0.0, metrics_kimg=0.0,
+    """A warm-up step is given a labelled batch (8 images) and no reals, and counts the 8 images;
+    40 images of warm-up are 5 such steps, then GAN steps of 16 reals and 8 labelled images."""
+    cfg = make_config("tiny", warmup_kimg=0.04, labeled_batch=8, kimg=0.072, grid_kimg=0.0, metrics_kimg=0.0,
                       snapshot_kimg=1.0)
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     seen, real_step = [], trainer.method.train_step
@@ -454,5 +445,5 @@ def test_warmup_steps_draw_their_own_labelled_batch_and_no_reals(tmp_path, monke
 
     monkeypatch.setattr(trainer.method, "train_step", step)
     trainer.run()
-    assert seen == [(s, None, 8, 8 * s) for s in range(5)] + [(5, 16, 16, 40), (6, 16, 16, 56)]
+    assert seen == [(s, None, 8, 8 * s) for s in range(5)] + [(5, 16, 8, 40), (6, 16, 8, 56)]
     assert trainer.cur_nimg == 72

@@ -39,11 +39,11 @@ def _assert_same_state(a, b):
 # groups (a separate encoder) and networks (a plain G), and the channels-last memory
 # format (dsprites-cpu32's default; in-place activations on channels-last feature maps), a
 # warm-up of 4 steps (its own Adam), stopped inside it after step 3, and a warm-up of 8 steps of
-# 8 labelled images (no reals drawn), stopped inside it after step 6, then 2 steps of 16 images.
+# 8 labelled images (no reals drawn), stopped inside it after step 6, then 2 steps of 16 reals.
 @pytest.mark.parametrize("options, half_steps, steps", [
     ({}, 3, 6), (dict(encoder="separate", encoder_noise=0.5, code_head="classify", g_plain=True, g_beta1=0.9), 3, 6),
     (dict(channels_last=True), 3, 6), (dict(warmup_kimg=0.064), 3, 6),
-    (dict(warmup_kimg=0.064, warmup_batch=8), 6, 10)])
+    (dict(warmup_kimg=0.064, labeled_batch=8), 6, 10)])
 @pytest.mark.cpu_only  # bit for bit
 def test_resume_is_exact(tmp_path, options, half_steps, steps):
     common = dict(r1_interval=3, snapshot_kimg=100.0, grid_kimg=0.0, metrics_kimg=0.0, **options)

@@ -160,8 +160,7 @@ class SemiStyleGAN(Method):
     identified_codes = True
     conditional_generator = True
     prior_samples = True
-    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_kimg",
-                             "warmup_batch", "warmup_lr")
+    fields = _GAN_FIELDS + ("beta", "alpha", "alpha_E", "mixup_xi", "recon", "recon_hard", "warmup_kimg")
     # MixUp partners: the step's own fakes when the labelled batch is no larger than the batch.
     reuse_step_fakes_for_mixup = True
 
@@ -169,9 +168,8 @@ class SemiStyleGAN(Method):
         super().__init__(cfg, dataset_info)
         self.recon = float(cfg.recon)
         self.recon_hard = float(cfg.recon_hard)
-        # the warm-up's steps, each on a labelled batch of its own size (it counts those images)
-        self.warmup_batch = int(cfg.warmup_batch) or int(cfg.labeled_batch)
-        self.warmup_steps = int(round(cfg.warmup_kimg * 1000 / self.warmup_batch))
+        # the warm-up's steps, each on a labelled batch (it counts those images)
+        self.warmup_steps = int(round(cfg.warmup_kimg * 1000 / cfg.labeled_batch))
         self.w = cfg.weights
         self.channels = int(dataset_info["channels"])
         # Labelled batches are drawn only when a term reads them.
@@ -203,12 +201,12 @@ class SemiStyleGAN(Method):
             # An Adam of its own: G's Adam carried out of the warm-up, whose small squared-error
             # gradients leave tiny second moments, takes huge steps on the first GAN gradients and
             # wiped out the warm-up's shapes within 20 kimg (docs/negative-results.md).
-            opts["G_warmup"] = self.g_optimizer(nets["G"], self.cfg.warmup_lr or self.cfg.lr)
+            opts["G_warmup"] = self.g_optimizer(nets["G"])
         return opts
 
-    def g_optimizer(self, G: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+    def g_optimizer(self, G: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
-        return torch.optim.Adam(G.parameters(), lr=lr or cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
+        return torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.g_beta1, cfg.g_beta2), eps=1e-8)
 
     # E's losses: L_sup, L_unsup, L_sr ---------------------------------------------------------
     def _code_loss(self, out: torch.Tensor, codes: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
@@ -415,9 +413,9 @@ class SemiStyleGAN(Method):
         return {"warmup": (1.0, self._over_known(batch, per_image))}
 
     def step_plan(self, step: int) -> StepPlan:
-        """A warm-up step reads a labelled batch of --warmup-batch images and no reals."""
+        """A warm-up step reads a labelled batch and no reals, and counts the labelled images."""
         if step < self.warmup_steps:
-            return StepPlan(0, self.warmup_batch, self.warmup_batch)
+            return StepPlan(0, self.cfg.labeled_batch, self.cfg.labeled_batch)
         return super().step_plan(step)
 
     def train_step(self, ctx: StepContext, nets, batch: Batch) -> None:

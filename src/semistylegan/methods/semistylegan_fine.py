@@ -86,7 +86,7 @@ class SemiStyleGANFine(SemiStyleGAN):
     ema_networks = ("G",)
     coarse_input = True
     # (no warm-up: G starts from a real image's coarse input, which the warm-up step does not give)
-    fields = tuple(f for f in SemiStyleGAN.fields if not f.startswith("warmup_")) + (
+    fields = tuple(f for f in SemiStyleGAN.fields if f != "warmup_kimg") + (
         "fine_factors", "fine_input_res", "fine_head_res", "coarse_skip", "input_const", "hue_jitter")
     # MixUp partners are generated from the labelled images' own coarse input (so a mixed
     # image keeps one layout), never taken from the step's fakes.
