@@ -4,7 +4,7 @@ torch.compile (+compile) or bf16 (+fp32 turns it off), and the warm-up step on a
 B images (warmup:B).
 
     OMP_NUM_THREADS=1 python bench/step_speed.py --preset dsprites-cpu32 --variants full,full+compile
-    python bench/step_speed.py --preset dsprites-15min --variants full,warmup:32,warmup:128,warmup:128+fp32
+    python bench/step_speed.py --preset dsprites-fast --variants full,warmup:32,warmup:128,warmup:128+fp32
     python bench/step_speed.py --preset dsprites64 --device cuda --bf16 --variants full,plain
     python bench/step_speed.py --preset dsprites64 --resolution 128 --device cuda --bf16 --variants full,plain
 

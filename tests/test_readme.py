@@ -20,7 +20,7 @@ def test_every_preset_the_readme_names_exists():
     listed = text.split("GPU presets:", 1)[1].split("## Commands", 1)[0]
     named |= {n for n in re.findall(r"`([a-z0-9-/]+)`", listed) if not n.startswith("-")}
     named = {m for n in named for m in _expand(n)}
-    assert {"dsprites-15min", "dsprites-ctrl", "dsprites-2h", "shapes3d-fine", "tiny"} <= named
+    assert {"dsprites-fast", "dsprites-ctrl", "dsprites-2h", "shapes3d-fine", "tiny"} <= named
     assert named <= set(PRESETS), sorted(named - set(PRESETS))
 
 
