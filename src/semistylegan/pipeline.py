@@ -144,7 +144,7 @@ class BatchPrefetcher:
     *before* that draw: a snapshot saves it, and the resumed run draws the same batch again.
     The trajectory therefore does not depend on prefetching or on when a snapshot is taken."""
 
-    def __init__(self, rng: np.random.Generator, draw: Callable[[int], object], load: Callable[[object], HostBatch],
+    def __init__(self, rng: np.random.Generator, draw: Callable[[int], object], load: Callable[[object], object],
                  enabled: bool = True):
         self.rng = rng
         self.draw = draw
@@ -155,8 +155,8 @@ class BatchPrefetcher:
         self._pending_step: int | None = None
         self._state_before_pending: str | None = None
 
-    def next(self, step: int) -> HostBatch:
-        """Step `step`'s data; starts loading step + 1's."""
+    def next(self, step: int) -> object:
+        """Step `step`'s data, as `load` returns it; starts loading step + 1's."""
         if self._pending is not None and self._pending_step != step:
             self.discard()  # loaded for another step: rewind and draw this one
         if self._pending is None:
