@@ -65,8 +65,8 @@ def _sync(device: torch.device):
 def build(preset: str, variant: str, args, run_dir: str) -> tuple[Trainer, float]:
     base, *extras = variant.split("+")
     base, _, warmup_batch = base.partition(":")
-    if (base not in VARIANTS and base != "warmup") or bool(warmup_batch) != (base == "warmup") \
-            or not set(extras) <= {"compile", "fp32"}:
+    batch_ok = warmup_batch.isdigit() and int(warmup_batch) > 0 if base == "warmup" else not warmup_batch
+    if (base not in VARIANTS and base != "warmup") or not batch_ok or not set(extras) <= {"compile", "fp32"}:
         raise SystemExit(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}, warmup:B, "
                          "each optionally +compile, +fp32")
     overrides = dict(kimg=1e6, grid_kimg=0.0, snapshot_kimg=1e6, metrics_kimg=0.0, deterministic=False,

@@ -332,8 +332,8 @@ PRESETS["dsprites-2h"] = dict(PRESETS["dsprites-ctrl"], kimg=1200.0, metrics_kim
 # The README's quick run: a generator that draws every dSprites factor. dsprites-2h's networks and
 # losses after a warm-up in which G alone learns the labelled images by squared error (320 kimg =
 # 10,000 steps at about a quarter of a GAN step's cost), then 20 kimg of the GAN (BENCHMARKS.md,
-# section 1: 19.4 minutes on the slower of its two 2-core machines, 9.6 on the faster, read off a
-# longer run's log).
+# section 1: 6.7 minutes on 2 idle cores of the Intel machine, 9.6 on the AMD one, read off a longer
+# run's log; 19.4 on a day the shared Intel machine ran slow).
 PRESETS["dsprites-fast"] = dict(PRESETS["dsprites-2h"], kimg=340.0, warmup_kimg=320.0, metrics_kimg=0.0,
                                 snapshot_kimg=20.0, grid_kimg=50.0)
 # Semi-StyleGAN-fine on procedural 3DShapes 64x64: edit the three hues of a real image and keep
